@@ -1,0 +1,44 @@
+# The two commands: `make lab` and `make test`. Both create .venv when it is
+# missing and reinstall only when pyproject.toml changed.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+LAB_STAMP := $(VENV)/.installed-lab
+TEST_STAMP := $(VENV)/.installed-test
+ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
+PYTEST := $(BIN)/python -m pytest
+
+.PHONY: lab test lint unit notebooks-test notebooks bench clean
+
+$(BIN)/python:
+	@$(PYTHON) tools/check_python.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(LAB_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@ $(LAB_STAMP)
+
+## make lab: install the kit and open JupyterLab on the start-here notebook
+lab: $(LAB_STAMP)
+	@echo "Starting JupyterLab: open the URL below (with its token) in your browser."
+	$(BIN)/jupyter lab $(ROOT_FLAG) $(LAB_ARGS) \
+		$(shell [ -f notebooks/00-start-here.ipynb ] && echo notebooks/00-start-here.ipynb || echo notebooks)
+
+## make test: lint, unit and integration tests with coverage, then the notebooks
+test: lint unit
+
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+unit: $(TEST_STAMP)
+	$(PYTEST) --cov=wsteach --cov-report=term --cov-fail-under=90 tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage

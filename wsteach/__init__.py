@@ -1,0 +1,40 @@
+"""wsteach: learn to write WebSocket servers with websockets, in JupyterLab.
+
+Start a server from a notebook cell, connect named clients, and see what
+happened on the wire::
+
+    import wsteach
+
+    async def echo(websocket):
+        async for message in websocket:
+            await websocket.send("Pong: " + message)
+
+    server = await wsteach.start(echo)
+    async with wsteach.connect(server.url, name="alice") as alice:
+        await alice.send("Hello server")
+        print(await alice.recv())
+    server.show()
+"""
+
+from __future__ import annotations
+
+from .clients import Client, connect, crowd
+from .notebook import PortInUseError, Running, running_servers, start, stop_all
+from .servers import Room, echo
+from .trace import Trace
+
+__all__ = [
+    "Client",
+    "PortInUseError",
+    "Room",
+    "Running",
+    "Trace",
+    "connect",
+    "crowd",
+    "echo",
+    "running_servers",
+    "start",
+    "stop_all",
+]
+
+__version__ = "0.1.0"
