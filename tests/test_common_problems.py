@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import socket
+import ssl
 import sys
 import textwrap
 from collections.abc import Awaitable, Callable
@@ -31,7 +32,11 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from jupyter_client.manager import AsyncKernelManager
+from playwright.async_api import async_playwright
 from websockets.asyncio.client import connect
+from websockets.asyncio.server import serve
+from websockets.datastructures import Headers
+from websockets.http11 import Response
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "learners" / "common-problems.md"
@@ -543,13 +548,102 @@ async def _(ctx: Context) -> str:
     return path + old_import + old_name + older.stderr
 
 
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PROXY_PATH = "/user/you/proxy/7890/"
+MIXED_PAGE = """<!doctype html>
+<title>my chat</title>
+<script>
+  const websocket = new WebSocket("ws://binder.test:%d%s");
+</script>
+"""
+
+
+async def browser_on_https_page(tmp_path: Path) -> str:
+    """Open a page served over https that opens a ws:// WebSocket, in Chromium.
+
+    The page is served as ``https://binder.test:…`` (Chromium maps the name to
+    127.0.0.1): mixed-content rules spare ``localhost``, not a real host name.
+    Returns what the browser console shows.
+    """
+    assert shutil.which(CHROMIUM), f"{CHROMIUM} is missing: apt-get install chromium"
+    openssl = shutil.which("openssl")
+    assert openssl, "openssl is missing: apt-get install openssl"
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    made = await run_process(
+        openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        "-subj", "/CN=binder.test", "-keyout", str(key), "-out", str(cert),
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+
+    async def handler(websocket: Any) -> None:
+        await websocket.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0) as plain:
+        ws_port = plain.sockets[0].getsockname()[1]
+        body = (MIXED_PAGE % (ws_port, PROXY_PATH)).encode()
+
+        def page(connection: Any, request: Any) -> Response:
+            headers = Headers(
+                {"Content-Type": "text/html", "Content-Length": str(len(body))}
+            )
+            return Response(200, "OK", headers, body)
+
+        async with serve(
+            handler, "127.0.0.1", 0, ssl=context, process_request=page
+        ) as https:
+            port = https.sockets[0].getsockname()[1]
+            seen: list[str] = []
+            both = asyncio.Event()  # the blocked request, then the exception
+
+            def show(line: str) -> None:
+                seen.append(line)
+                if len(seen) >= 2:
+                    both.set()
+
+            async with async_playwright() as playwright:
+                browser = await playwright.chromium.launch(
+                    executable_path=CHROMIUM,
+                    args=[
+                        *CHROMIUM_FLAGS,
+                        "--host-resolver-rules=MAP binder.test 127.0.0.1",
+                        "--ignore-certificate-errors",  # the certificate is self-made
+                    ],
+                )
+                try:
+                    tab = await browser.new_page()
+                    tab.on("console", lambda message: show(message.text))
+                    # DevTools shows an uncaught exception as "Uncaught Name: message".
+                    tab.on(
+                        "pageerror",
+                        lambda error: show(f"Uncaught {error.name}: {error.message}"),
+                    )
+                    await tab.goto(f"https://binder.test:{port}{PROXY_PATH}")
+                    async with asyncio.timeout(10):
+                        await both.wait()
+                finally:
+                    await browser.close()
+    return "\n".join(seen) + "\n"
+
+
 @reproduces("ws-vs-wss")
 async def _(ctx: Context) -> str:
-    return await ctx.kernel.run("""
+    python = await ctx.kernel.run("""
         url = "https://hub.2i2c.mybinder.org/user/owner-wsteach-x1y2z3/proxy/7890/"
         async with connect(url) as websocket:
             await websocket.send("Hello server")
         """)
+    return python + await browser_on_https_page(ctx.tmp_path)
 
 
 @reproduces("set-changed-size")
