@@ -739,6 +739,16 @@ def test_page_lists_enough_problems() -> None:
         assert "**Fix**" in markdown, f"{problem}: no **Fix** part"
 
 
+def test_table_at_the_top_lists_every_problem() -> None:
+    """Each problem's heading is linked from the table at the top of the page."""
+    text = PAGE.read_text(encoding="utf-8")
+    for problem, markdown in sections(text).items():
+        heading = re.search(r"^## (.+)$", markdown, re.MULTILINE)
+        assert heading, f"{problem}: no '## ' heading"
+        anchor = re.sub(r"[^\w\- ]", "", heading.group(1).lower()).replace(" ", "-")
+        assert f"(#{anchor})" in text, f"{problem}: #{anchor} is not in the table"
+
+
 def test_every_reproducer_has_a_problem_on_the_page() -> None:
     """No reproducer is left over after a problem was taken off the page."""
     assert set(REPRODUCERS) <= set(PROBLEMS)
