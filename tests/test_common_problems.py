@@ -31,6 +31,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from playwright.async_api import async_playwright
 from websockets.asyncio.client import connect
@@ -153,7 +154,11 @@ class Kernel:
 
     @classmethod
     async def start(cls, cwd: Path, env: dict[str, str] | None = None) -> Kernel:
-        manager = AsyncKernelManager(kernel_name="python3")
+        # No kernel spec directories: always ipykernel's own spec, which runs
+        # this Python (sys.executable), whatever kernels the user has installed.
+        manager = AsyncKernelManager(
+            kernel_name="python3", kernel_spec_manager=KernelSpecManager(kernel_dirs=[])
+        )
         await manager.start_kernel(cwd=str(cwd), env={**os.environ, **(env or {})})
         kernel = cls(manager)
         kernel.client.start_channels()
