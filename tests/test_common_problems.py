@@ -398,7 +398,7 @@ async def _(ctx: Context) -> str:
     url = f"ws://127.0.0.1:{port}"
     async with connect(url, ping_interval=None) as alice:
         await alice.send("Hello server")
-        await asyncio.sleep(0.1)  # the server is now in time.sleep
+        await asyncio.sleep(0.3)  # the server is now in time.sleep
         # websockets waits 10 s for the handshake; shorter here.
         try:
             async with connect(url, open_timeout=0.5):
