@@ -117,6 +117,13 @@ def jupyter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jupyter]:
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("JUPYTERHUB_SERVICE_PREFIX", None)
+    # No "Would you like to get notified about official Jupyter news?" toast,
+    # and no request for the news feed.
+    notification = home / "config/lab/user-settings/@jupyterlab/apputils-extension"
+    notification.mkdir(parents=True)
+    (notification / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
     log = (home / "server.log").open("wb")
     process = subprocess.Popen(
         [
