@@ -173,3 +173,19 @@ def test_proxy_url_with_an_unreadable_info_file(
     (no_jupyter / "jpserver-99.json").write_text(content)
     monkeypatch.setenv("JPY_PARENT_PID", "99")
     assert proxy_url(7890) == "/proxy/7890/"
+
+
+def test_notebook_06_quotes_the_real_script() -> None:
+    """Every line of JavaScript that notebook 06 quotes is in chat.js as it stands."""
+    notebook = json.loads(
+        (ROOT / "notebooks/solutions/06-browser-chat.ipynb").read_text(encoding="utf-8")
+    )
+    script = wsteach.web.page("chat.js").decode()
+    quoted = []
+    for cell in notebook["cells"]:
+        text = "".join(cell["source"])
+        for block in text.split("```javascript\n")[1:]:
+            quoted += [line for line in block.split("```")[0].splitlines() if line]
+    assert len(quoted) >= 5
+    missing = [line for line in quoted if line not in script.splitlines()]
+    assert missing == []
