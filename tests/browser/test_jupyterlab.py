@@ -152,6 +152,10 @@ async def test_browser_chat_notebook_in_jupyterlab(
     panel = page.locator(".jp-NotebookPanel")
     status = panel.locator(".jp-Notebook-ExecutionIndicator")
 
+    # The flowchart of why the proxy is needed renders (a Mermaid syntax error wouldn't).
+    flowchart = panel.locator(".jp-MarkdownCell").locator(MERMAID_SVG).first
+    await expect(flowchart).to_be_attached(timeout=timeout_ms(30))
+
     # Run the cells up to the two windows, as a student does, and stop there.
     python_cell = panel.locator(
         ".jp-CodeCell", has_text="python = await wsteach.connect"
