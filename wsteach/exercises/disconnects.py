@@ -32,11 +32,13 @@ async def _closes_normally(run: Run) -> None:
 
 async def _vanishes(run: Run) -> None:
     client = await connect(run.url, name="checker")
-    await client.send("bye")
-    expect(await client.recv(run.timeout), "Pong: bye", "reply")
-    # Drop the TCP connection without a closing handshake, like a laptop
-    # whose lid closes: the handler must end quietly all the same.
-    client.connection.transport.abort()
+    try:
+        await client.send("bye")
+        expect(await client.recv(run.timeout), "Pong: bye", "reply")
+    finally:
+        # Drop the TCP connection without a closing handshake, like a laptop
+        # whose lid closes: the handler must end quietly all the same.
+        client.connection.transport.abort()
     await client.wait_closed(run.timeout)
 
 
