@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +22,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import nbformat
 import pytest
 from playwright.async_api import Browser, async_playwright
 
@@ -178,7 +178,15 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-def copy_notebook(source: Path, jupyter: Jupyter) -> str:
-    """Copy ``source`` into the Jupyter server's root; return its name there."""
-    shutil.copy(source, jupyter.root_dir / source.name)
+def copy_notebook(source: Path, jupyter: Jupyter, port: int) -> str:
+    """Copy ``source`` into the Jupyter server's root; return its name there.
+
+    The lesson's port, 7890, becomes ``port`` in every code cell, so the test
+    never depends on 7890 being free.
+    """
+    notebook = nbformat.read(source, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.source = cell.source.replace("7890", str(port))
+    nbformat.write(notebook, jupyter.root_dir / source.name)
     return source.name

@@ -15,12 +15,11 @@ from .conftest import ROOT, Jupyter, copy_notebook, free_port, timeout_ms
 
 pytestmark = pytest.mark.browser
 
-HERE = Path(__file__).parent
 
-# (notebook, text one of its cells prints). The echo-server notebook of the
-# lesson, notebooks/02-echo-server.ipynb, takes the stand-in's place when it exists.
+# (notebook, text one of its cells prints): the student's echo-server notebook,
+# as a student opens it, stubs and all.
 CHAT_NOTEBOOK = ROOT / "notebooks/solutions/06-browser-chat.ipynb"
-LAB_NOTEBOOKS = [(HERE / "echo-server.ipynb", "Pong: Hello server")]
+LAB_NOTEBOOKS = [(ROOT / "notebooks/02-echo-server.ipynb", "Pong: Hello server")]
 
 ERROR_OUTPUT = (
     '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"], '
@@ -58,7 +57,7 @@ async def test_notebook_runs_in_jupyterlab(
     browser: Browser, jupyter: Jupyter, artifacts: Path, notebook: Path, expected: str
 ) -> None:
     """Run All Cells from JupyterLab's Run menu: the reply shows, no error, Mermaid is SVG."""
-    name = copy_notebook(notebook, jupyter)
+    name = copy_notebook(notebook, jupyter, port=free_port())
     page = await open_notebook(browser, jupyter, name)
     panel = page.locator(".jp-NotebookPanel")
     status = panel.locator(".jp-Notebook-ExecutionIndicator")
