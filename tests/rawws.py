@@ -8,6 +8,7 @@ plain TCP connection (RFC 6455, section 5.2) and reads what the server answers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import struct
@@ -188,10 +189,9 @@ class Raw:
 
     async def aclose(self) -> None:
         self.writer.close()
-        try:
+        # The server may have reset the connection already.
+        with contextlib.suppress(OSError):
             await self.writer.wait_closed()
-        except OSError:
-            pass  # The server may have reset the connection already.
 
 
 async def http_exchange(port: int, data: bytes) -> tuple[int, dict[str, str], bytes]:
