@@ -1,0 +1,258 @@
+"""``wsteach serve``: real processes, real clients, real signals."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+from rawws import http_exchange, request
+from serverproc import ServerProcess
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosedError, InvalidStatus
+
+from wsteach import cli
+from wsteach.limits import Limits
+
+
+async def test_echo_prints_listening_and_connection_lines() -> None:
+    """The echo server says where it listens and who connects and leaves."""
+    server = await ServerProcess.start("echo", "--port", "0")
+    try:
+        assert server.lines[0] == f"wsteach echo server listening on {server.url}"
+        async with connect(
+            server.url, additional_headers={"X-Wsteach-Name": "ada"}
+        ) as ws:
+            await ws.send("Hello")
+            assert await ws.recv() == "Hello"
+            await server.wait_for("+ ada (127.0.0.1:")
+        line = await server.wait_for("- ada")
+        assert "client closed: 1000 (OK)" in line
+        assert line.endswith("0 online")
+        assert await server.stop(signal.SIGINT) == 0
+    finally:
+        await server.kill()
+
+
+async def test_port_zero_prints_the_real_port() -> None:
+    """--port 0 prints the port the system picked, and it answers there."""
+    server = await ServerProcess.start("broadcast", "--port", "0")
+    try:
+        assert server.port != 0
+        async with connect(server.url) as ws:
+            assert ws.protocol.state.name == "OPEN"
+    finally:
+        assert await server.stop() == 0
+
+
+async def test_localhost_prints_no_limits() -> None:
+    """On localhost (the default) the start-up output stays as short as the video's."""
+    server = await ServerProcess.start("broadcast", "--port", "0")
+    try:
+        assert not any(line.startswith("limits:") for line in server.lines)
+        assert len(server.lines) == 2
+    finally:
+        await server.stop()
+
+
+async def test_other_host_prints_students_url_and_limits() -> None:
+    """Listening on all interfaces prints the students' URL and the limits in force."""
+    server = await ServerProcess.start(
+        "broadcast", "--host", "0.0.0.0", "--port", "0", "--web", "--rate", "5"
+    )
+    try:
+        text = "\n".join(server.lines)
+        assert f"students use ws://{cli.lan_address()}:{server.port}" in text
+        assert f"students' chat page: http://{cli.lan_address()}:{server.port}/" in text
+        assert (
+            "limits: at most 100 clients · messages up to 64 KiB · 5 messages/s" in text
+        )
+    finally:
+        await server.stop()
+
+
+async def test_web_serves_the_page_and_refuses_plain_http_without_it() -> None:
+    """With --web a plain GET gets the chat page; without it, 426."""
+    server = await ServerProcess.start("broadcast", "--port", "0", "--web")
+    plain = await ServerProcess.start("echo", "--port", "0")
+    try:
+        get = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        status, headers, _ = await http_exchange(server.port, get)
+        assert status == 200
+        assert headers["content-type"].startswith("text/html")
+        assert (await http_exchange(plain.port, get))[0] == 426
+    finally:
+        await server.stop()
+        await plain.stop()
+
+
+async def test_max_clients_flag_refuses_with_503() -> None:
+    """--max-clients 2: the third client gets HTTP 503 and a reason."""
+    server = await ServerProcess.start("broadcast", "--port", "0", "--max-clients", "2")
+    try:
+        async with connect(server.url), connect(server.url):
+            with pytest.raises(InvalidStatus) as refused:
+                await connect(server.url)
+            assert refused.value.response.status_code == 503
+            assert b"2 clients are connected" in refused.value.response.body
+            # The chat page is not a client: it is still served when full.
+        status, _, _ = await http_exchange(server.port, request())
+        assert status == 101
+    finally:
+        await server.stop()
+
+
+@pytest.mark.parametrize("kind", ["echo", "broadcast"])
+async def test_flood_closes_with_1008(kind: str) -> None:
+    """A client over --rate/--burst is closed with 1008 and a readable reason."""
+    server = await ServerProcess.start(
+        kind, "--port", "0", "--rate", "5", "--burst", "3"
+    )
+    try:
+        async with connect(server.url) as flooder, connect(server.url) as other:
+            for n in range(20):
+                await flooder.send(f"x{n}")
+            with pytest.raises(ConnectionClosedError):
+                while True:
+                    await flooder.recv()
+            assert flooder.close_code == 1008
+            assert "the limit is 5 per second (bursts of 3)" in flooder.close_reason
+            await other.send("still here")
+            if kind == "echo":
+                assert await other.recv() == "still here"
+        line = await server.wait_for("server closed: 1008")
+        assert "too many messages" in line
+    finally:
+        await server.stop()
+
+
+@pytest.mark.parametrize("kind", ["echo", "broadcast"])
+async def test_big_message_closes_with_1009(kind: str) -> None:
+    """A message over --max-message closes with 1009; the room goes on."""
+    server = await ServerProcess.start(kind, "--port", "0", "--max-message", "1000")
+    try:
+        async with connect(server.url) as big, connect(server.url) as other:
+            await big.send("x" * 1001)
+            with pytest.raises(ConnectionClosedError):
+                await big.recv()
+            assert big.close_code == 1009
+            await other.send("fine")
+            if kind == "echo":
+                assert await other.recv() == "fine"
+    finally:
+        await server.stop()
+
+
+async def test_dead_peer_leaves_after_ping_timeout() -> None:
+    """A client that stops answering pings is dropped after --ping-timeout."""
+    server = await ServerProcess.start(
+        "broadcast", "--port", "0", "--ping-interval", "0.2", "--ping-timeout", "0.2"
+    )
+    try:
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        sock.sendall(request())
+        assert sock.recv(4096).startswith(b"HTTP/1.1 101")
+        # It never reads again and never answers a ping: a sleeping laptop.
+        line = await server.wait_for("disconnected")
+        assert "keepalive ping timeout" in line
+        sock.close()
+    finally:
+        await server.stop()
+
+
+async def test_port_in_use_is_one_line_and_exit_1() -> None:
+    """A port held by another program gives one clear line and exit status 1."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = await asyncio.to_thread(
+            subprocess.run,
+            [
+                sys.executable,
+                "-m",
+                "wsteach",
+                "serve",
+                "echo",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"wsteach: port {port} is already in use by another program; "
+        f"stop it, or choose another port with --port {port + 1}\n"
+    )
+
+
+def test_other_bind_error_is_one_line_and_exit_1(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An address this machine doesn't have gives one line and exit status 1."""
+    assert cli.main(["serve", "echo", "--host", "192.0.2.123", "--port", "0"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("wsteach: cannot listen on 192.0.2.123:0: ")
+    assert err.count("\n") == 1
+
+
+def test_flags_build_limits() -> None:
+    """Each limit flag lands in the Limits, and 0 turns a limit off."""
+    args = cli.parse_args(
+        [
+            "serve",
+            "echo",
+            "--max-clients",
+            "7",
+            "--max-message",
+            "2048",
+            "--rate",
+            "0",
+            "--burst",
+            "4",
+            "--max-queued",
+            "4096",
+            "--ping-interval",
+            "0",
+            "--ping-timeout",
+            "3",
+            "--open-timeout",
+            "1.5",
+        ]
+    )
+    assert cli.limits_from(args) == Limits(
+        max_clients=7,
+        max_message=2048,
+        rate=None,
+        burst=4,
+        max_queued=4096,
+        ping_interval=None,
+        ping_timeout=3,
+        open_timeout=1.5,
+    )
+    assert cli.limits_from(cli.parse_args(["serve", "echo"])) == Limits()
+
+
+@pytest.mark.parametrize("bad", ["--rate=-1", "--max-clients=2.5"])
+def test_bad_flag_values_are_refused(
+    bad: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A negative limit or a fractional count is a usage error."""
+    with pytest.raises(SystemExit) as exited:
+        cli.parse_args(["serve", "echo", bad])
+    assert exited.value.code == 2
+    assert "must be" in capsys.readouterr().err
+
+
+def test_echo_without_rate_limit_is_the_plain_echo() -> None:
+    """With --rate 0 the echo server is the reference echo handler itself."""
+    from wsteach.servers import echo
+
+    assert cli.classroom_echo(Limits(rate=None)) is echo

@@ -1,0 +1,147 @@
+"""wsteach.limits: the numbers, the rate limiter (no network), the client cap."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+from rawws import Raw, request
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+import wsteach
+from wsteach.limits import NO_LIMITS, Limits, RateLimit, client_cap, size
+from wsteach.servers import echo
+
+
+def test_rate_limit_allows_a_burst_then_the_rate() -> None:
+    """A full bucket allows `burst` messages at once, then `rate` per second."""
+    bucket = RateLimit(rate=2, burst=3, now=0.0)
+    assert [bucket.allow(0.0) for _ in range(4)] == [True, True, True, False]
+    assert bucket.allow(0.4) is False  # 0.8 of a token
+    assert bucket.allow(0.5) is True  # 1 token
+    assert bucket.allow(0.5) is False
+
+
+def test_rate_limit_refills_only_up_to_the_burst() -> None:
+    """A long pause earns no more than `burst` messages."""
+    bucket = RateLimit(rate=10, burst=2, now=0.0)
+    assert [bucket.allow(100.0) for _ in range(3)] == [True, True, False]
+
+
+def test_rate_limit_ignores_a_clock_going_backwards() -> None:
+    """Time moving backwards earns no tokens."""
+    bucket = RateLimit(rate=1, burst=1, now=10.0)
+    assert bucket.allow(10.0) is True
+    assert bucket.allow(5.0) is False
+
+
+def test_rate_limit_reason_says_the_numbers() -> None:
+    """The close reason tells the student the limit and what to do."""
+    reason = RateLimit(rate=2.5, burst=4, now=0).reason()
+    assert reason == (
+        "too many messages: the limit is 2.5 per second (bursts of 4); "
+        "slow down and reconnect"
+    )
+    assert len(reason.encode()) <= 123  # Fits in a close frame.
+
+
+@pytest.mark.parametrize(
+    "changes", [{"max_clients": 0}, {"max_message": -1}, {"rate": 0}, {"burst": 0}]
+)
+def test_limits_refuse_nonsense(changes: dict[str, int]) -> None:
+    """Zero or negative limits are refused with a message naming the limit."""
+    with pytest.raises(ValueError, match=next(iter(changes))):
+        Limits(**changes)
+
+
+def test_limits_describe() -> None:
+    """describe() says every limit in force, in one line."""
+    assert Limits().describe() == (
+        "limits: at most 100 clients · messages up to 64 KiB · 10 messages/s per "
+        "client (bursts of 20) · 1 MiB queued for a slow reader · ping every 20 s, "
+        "20 s to answer"
+    )
+    assert NO_LIMITS.describe() == "limits: none"
+    assert Limits(ping_timeout=None).describe().endswith("ping every 20 s")
+
+
+def test_size() -> None:
+    """Byte counts read the way people say them."""
+    assert [size(n) for n in (1000, 1024, 65536, 2**20, 1536)] == [
+        "1000 bytes",
+        "1 KiB",
+        "64 KiB",
+        "1 MiB",
+        "1536 bytes",
+    ]
+
+
+def test_replace_and_rate_limit() -> None:
+    """replace() changes one limit; rate_limit() is None when the rate is off."""
+    assert Limits().replace(rate=None).rate_limit(now=0) is None
+    assert isinstance(Limits().rate_limit(now=0), RateLimit)
+
+
+def test_serve_options_use_websockets_options() -> None:
+    """The limits become websockets' own serve() options."""
+    options = Limits(max_message=1000, ping_interval=5).serve_options()
+    assert options["max_size"] == 1000
+    assert options["ping_interval"] == 5
+    assert options["max_queue"] == 16
+    assert "process_request" not in NO_LIMITS.serve_options()
+    assert NO_LIMITS.serve_options(web=True)["process_request"].__name__ == "serve_page"
+
+
+async def test_client_cap_runs_the_page_first() -> None:
+    """With the chat page chained, a plain GET gets the page even when full."""
+    limits = Limits(max_clients=1)
+    async with (
+        wsteach.start(
+            echo, port=0, trace=False, **limits.serve_options(web=True)
+        ) as running,
+        connect(running.url),
+    ):
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(running.url)
+        assert refused.value.response.status_code == 503
+        raw = await Raw.connect(running.port)
+        raw.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        status, _, body = await raw.response()
+        await raw.aclose()
+        assert status == 200
+        assert b"<html" in body.lower()
+
+
+async def test_client_cap_alone() -> None:
+    """client_cap without a page refuses the client past the cap."""
+    async with (
+        wsteach.start(
+            echo, port=0, trace=False, process_request=client_cap(1)
+        ) as running,
+        connect(running.url),
+    ):
+        with pytest.raises(InvalidStatus):
+            await connect(running.url)
+
+
+async def test_close_never_waits_forever_for_a_client_that_never_reads() -> None:
+    """Stopping the server drops a non-reading client after close_timeout."""
+    limits = Limits(close_timeout=0.3, rate=None)
+    async with wsteach.start(
+        echo, port=0, trace=False, **limits.serve_options()
+    ) as running:
+        raw = await Raw.connect(running.port, rcvbuf=4096)
+        raw.send(request())
+        assert (await raw.response())[0] == 101
+        (server_side,) = running.connections
+        sock = server_side.transport.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        # Fill the server's write buffer past write_limit: echo's send waits.
+        server_side.transport.write(b"\x81\x7e\xff\xff" + b"x" * 65535)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await asyncio.wait_for(running.stop(), 3)
+        assert loop.time() - started < 2
+        raw.reset()

@@ -1,0 +1,144 @@
+"""wsteach.servers: echo and Room, with real clients on a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+
+import pytest
+from rawws import Raw, request
+from websockets.asyncio.server import ServerConnection
+
+import wsteach
+from wsteach.limits import NO_LIMITS, Limits
+from wsteach.servers import Room, echo
+
+
+async def test_echo_sends_text_and_binary_back() -> None:
+    """echo returns each message unchanged, text as text, bytes as bytes."""
+    async with (
+        wsteach.start(echo, port=0, trace=False) as running,
+        wsteach.connect(running.url) as client,
+    ):
+        await client.send("Hello")
+        await client.send(b"\x00")
+        assert [await client.recv(), await client.recv()] == ["Hello", b"\x00"]
+
+
+async def test_room_defaults() -> None:
+    """Room() keeps working with no arguments and classroom limits."""
+    room = Room()
+    assert room.prefix == "Someone said: "
+    assert room.limits == Limits()
+    assert repr(room) == "<Room: 0 connected>"
+
+
+async def test_room_relays_to_others_only() -> None:
+    """A message reaches every other client, prefixed, and not its sender."""
+    room = Room(limits=NO_LIMITS)
+    async with (
+        wsteach.start(room.handler, port=0, trace=False) as running,
+        wsteach.crowd(running.url, "alice", "bob", "carol") as (alice, bob, carol),
+    ):
+        await alice.send("hi")
+        assert await bob.recv() == "Someone said: hi"
+        assert await carol.recv() == "Someone said: hi"
+        await bob.send("yo")
+        assert await alice.recv() == "Someone said: yo"
+        assert len(room.connected) == 3
+    await asyncio.sleep(0.05)
+    assert room.connected == {}
+
+
+async def test_room_closes_binary_with_1003() -> None:
+    """Binary closes its sender with 1003 and a reason; the room goes on."""
+    room = Room()
+    async with (
+        wsteach.start(room.handler, port=0, trace=False) as running,
+        wsteach.crowd(running.url, "alice", "bob") as (alice, bob),
+    ):
+        await alice.send(b"\x01")
+        await alice.wait_closed()
+        assert alice.close_code == 1003
+        assert alice.close_reason == "this room relays text messages only"
+        async with wsteach.connect(running.url) as carol:
+            await carol.send("still here")
+            assert await bob.recv() == "Someone said: still here"
+
+
+async def test_room_rate_limit_closes_with_1008() -> None:
+    """A flood past the burst closes the flooder with 1008 and a reason."""
+    room = Room(limits=Limits(rate=1, burst=3))
+    async with (
+        wsteach.start(room.handler, port=0, trace=False) as running,
+        wsteach.crowd(running.url, "alice", "bob") as (alice, bob),
+    ):
+        for n in range(10):
+            await alice.send(str(n))
+        await alice.wait_closed()
+        assert alice.close_code == 1008
+        assert "too many messages" in alice.close_reason
+        assert [await bob.recv() for _ in range(3)] == [
+            "Someone said: 0",
+            "Someone said: 1",
+            "Someone said: 2",
+        ]
+
+
+async def test_slow_reader_that_never_takes_the_close_is_dropped() -> None:
+    """A slow reader that doesn't read its close frame either is dropped in time."""
+    room = Room(limits=Limits(max_queued=1000, close_timeout=0.2, rate=None))
+    async with (
+        wsteach.start(room.handler, port=0, trace=False) as running,
+        wsteach.connect(running.url, name="alice") as alice,
+    ):
+        slow = await Raw.connect(running.port, rcvbuf=4096)
+        slow.send(request())
+        assert (await slow.response())[0] == 101
+        (slow_side,) = [
+            c for c in room.connected if c.request.headers.get("X-Wsteach-Name") is None
+        ]
+        sock = slow_side.transport.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        for _ in range(10):
+            await alice.send("x" * 20000)
+        # The close frame waits behind what is queued, which it never reads.
+        await asyncio.wait_for(slow_side.wait_closed(), 2)
+        assert slow_side not in room.connected
+        assert slow_side.protocol.close_sent.code == 1008
+        assert slow_side.protocol.close_sent.reason.startswith("too slow: ")
+        slow.reset()
+
+
+class CrashingRoom(Room):
+    """A room with a bug: the message "boom" crashes its handler."""
+
+    def relay(self, sender: ServerConnection, message: str) -> None:
+        if message.endswith("boom"):
+            raise RuntimeError("a bug in the room")
+        super().relay(sender, message)
+
+
+async def test_crashing_handler_is_logged_once_and_closed_with_1011(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A crash logs one traceback, closes that client with 1011, and the room goes on."""
+    room = CrashingRoom()
+    caplog.set_level(logging.ERROR)
+    async with (
+        wsteach.start(room.handler, port=0) as running,
+        wsteach.crowd(running.url, "alice", "bob", "carol") as (alice, bob, carol),
+    ):
+        await alice.send("boom")
+        await alice.wait_closed()
+        assert alice.close_code == 1011
+        await bob.send("still chatting")
+        assert await carol.recv() == "Someone said: still chatting"
+        assert len(room.connected) == 2
+    failures = [
+        r for r in caplog.records if r.getMessage() == "connection handler failed"
+    ]
+    assert len(failures) == 1
+    assert failures[0].exc_info[0] is RuntimeError
+    assert len([r for r in caplog.records if r.levelno >= logging.ERROR]) == 1

@@ -1,0 +1,274 @@
+"""Classroom limits: what keeps one student's mistake from hurting the room.
+
+Forty students share one server. One writes ``while True: await ws.send("x")``,
+one pastes a 50 MB file, one closes a laptop mid-message. :class:`Limits`
+holds the numbers that contain each of them, with defaults for a classroom:
+
+========================  ==========  ============================================
+limit                     default     past it
+========================  ==========  ============================================
+``max_clients``           100         the handshake gets HTTP 503 and a reason
+``max_message``           64 KiB      close 1009 (message too big)
+``rate`` / ``burst``      10/s, 20    close 1008 (policy violation) and a reason
+``max_queued``            1 MiB       a slow reader is closed with 1008, the room
+                                      goes on
+``ping_interval``         20 s        a peer that doesn't answer a ping within
+``ping_timeout``          20 s        ``ping_timeout`` is disconnected
+``open_timeout``          10 s        a handshake that never finishes is dropped
+========================  ==========  ============================================
+
+Most of them are websockets' own options (``max_size``, ``max_queue``,
+``write_limit``, ``ping_interval``, ``process_request``…):
+:meth:`Limits.serve_options` turns the numbers into keyword arguments for
+:func:`websockets.asyncio.server.serve` (or :func:`wsteach.start`). The rate
+limit and the slow-reader bound need to know about messages and rooms, so
+:class:`wsteach.Room` applies them itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from http import HTTPStatus
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection
+from websockets.http11 import Request, Response
+
+__all__ = [
+    "NO_LIMITS",
+    "ClassroomConnection",
+    "Limits",
+    "RateLimit",
+    "client_cap",
+    "size",
+]
+
+ProcessRequest = Callable[[ServerConnection, Request], Response | None]
+
+KiB = 1024
+MiB = 1024 * KiB
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The limits a server enforces; :obj:`None` turns one off.
+
+    Attributes:
+        max_clients: Clients connected at once. One more gets HTTP 503.
+        max_message: Size of an incoming message, in bytes. A bigger one closes
+            its sender's connection with 1009.
+        rate: Messages per second a client may send on average. Faster closes
+            its connection with 1008 and a reason.
+        burst: Messages a client may send in a quick burst above ``rate``.
+        max_queued: Bytes that may wait in the server's buffer for one client
+            that reads slower than the room talks. Past it, that client is
+            closed with 1008 and a reason, and the room goes on.
+        ping_interval: Seconds between keepalive pings.
+        ping_timeout: Seconds to wait for the pong before dropping the peer.
+        open_timeout: Seconds a client has to finish the opening handshake.
+        close_timeout: Seconds to wait for a closing handshake before dropping
+            the TCP connection.
+    """
+
+    max_clients: int | None = 100
+    max_message: int | None = 64 * KiB
+    rate: float | None = 10.0
+    burst: int = 20
+    max_queued: int | None = 1 * MiB
+    ping_interval: float | None = 20.0
+    ping_timeout: float | None = 20.0
+    open_timeout: float | None = 10.0
+    close_timeout: float | None = 2.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_clients", "max_message", "rate", "max_queued"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive or None, got {value}")
+        if self.burst < 1:
+            raise ValueError(f"burst must be at least 1, got {self.burst}")
+
+    def replace(self, **changes: Any) -> Limits:
+        """Return a copy with some limits changed."""
+        return replace(self, **changes)
+
+    def rate_limit(self, now: float) -> RateLimit | None:
+        """Return a fresh :class:`RateLimit` for one client, or None if off."""
+        if self.rate is None:
+            return None
+        return RateLimit(self.rate, self.burst, now)
+
+    def serve_options(self, *, web: bool = False) -> dict[str, Any]:
+        """Return keyword arguments for :func:`websockets.asyncio.server.serve`.
+
+        Args:
+            web: Also answer plain HTTP GET requests with the chat page (the
+                page is served even when the room is full).
+        """
+        page: ProcessRequest | None = None
+        if web:
+            from .web import serve_page
+
+            page = serve_page
+        options: dict[str, Any] = {
+            "max_size": self.max_message,
+            # At most 16 incoming messages wait for the handler; then websockets
+            # stops reading, and TCP slows the sender down.
+            "max_queue": 16,
+            "ping_interval": self.ping_interval,
+            "ping_timeout": self.ping_timeout,
+            "open_timeout": self.open_timeout,
+            "close_timeout": self.close_timeout,
+            "create_connection": ClassroomConnection,
+        }
+        if self.max_clients is not None:
+            options["process_request"] = client_cap(self.max_clients, page)
+        elif page is not None:
+            options["process_request"] = page
+        return options
+
+    def describe(self) -> str:
+        """Say the limits in force in one line, for the server's terminal."""
+        parts = []
+        if self.max_clients is not None:
+            parts.append(f"at most {self.max_clients} clients")
+        if self.max_message is not None:
+            parts.append(f"messages up to {size(self.max_message)}")
+        if self.rate is not None:
+            parts.append(
+                f"{self.rate:g} messages/s per client (bursts of {self.burst})"
+            )
+        if self.max_queued is not None:
+            parts.append(f"{size(self.max_queued)} queued for a slow reader")
+        if self.ping_interval is not None:
+            timeout = (
+                f", {self.ping_timeout:g} s to answer"
+                if self.ping_timeout is not None
+                else ""
+            )
+            parts.append(f"ping every {self.ping_interval:g} s{timeout}")
+        return "limits: " + (" · ".join(parts) if parts else "none")
+
+
+NO_LIMITS = Limits(
+    max_clients=None,
+    max_message=None,
+    rate=None,
+    max_queued=None,
+    ping_interval=None,
+    ping_timeout=None,
+)
+"""Every limit off: for benchmarks and experiments, never for a classroom."""
+
+
+def size(count: int) -> str:
+    """Write a number of bytes the way people say it: ``64 KiB``, ``1 MiB``."""
+    for unit, scale in (("MiB", MiB), ("KiB", KiB)):
+        if count >= scale and count % scale == 0:
+            return f"{count // scale} {unit}"
+    return f"{count} bytes"
+
+
+class RateLimit:
+    """A token bucket: ``rate`` messages per second, bursts of up to ``burst``.
+
+    It does no I/O and reads no clock: callers pass the time, so it is tested
+    without a network or a sleep. The bucket starts full, gains ``rate`` tokens
+    per second up to ``burst``, and each message takes one token.
+    """
+
+    def __init__(self, rate: float, burst: int, now: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.updated = now
+
+    def allow(self, now: float) -> bool:
+        """Take a token for a message arriving at ``now``; False if none is left."""
+        elapsed = max(0.0, now - self.updated)
+        self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+    def reason(self) -> str:
+        """The close reason a client reads when it goes over the limit."""
+        return (
+            f"too many messages: the limit is {self.rate:g} per second "
+            f"(bursts of {self.burst}); slow down and reconnect"
+        )
+
+
+def client_cap(max_clients: int, then: ProcessRequest | None = None) -> ProcessRequest:
+    """Make a ``process_request`` hook that refuses clients past ``max_clients``.
+
+    The refused client gets HTTP 503 (service unavailable) with a reason in the
+    body, before any WebSocket is opened. ``then``, if given, runs first: when
+    it returns a response (the chat page for a plain GET), that response wins
+    and no client slot is counted.
+    """
+    return functools.partial(_refuse_when_full, max_clients, then)
+
+
+def _refuse_when_full(
+    max_clients: int,
+    then: ProcessRequest | None,
+    connection: ServerConnection,
+    request: Request,
+) -> Response | None:
+    if then is not None:
+        response = then(connection, request)
+        if response is not None:
+            return response
+    # websockets counts a connection from the moment it answers its handshake,
+    # with no await between this check and that moment, so two clients
+    # arriving together cannot both take the last place.
+    if len(connection.server.connections) >= max_clients:
+        return connection.respond(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            f"the server is full: {max_clients} clients are connected, "
+            "the most it accepts; try again later\n",
+        )
+    return None
+
+
+class ClassroomConnection(ServerConnection):
+    """A server connection that a client who stops reading cannot stall.
+
+    Two changes to :class:`~websockets.asyncio.server.ServerConnection`:
+
+    * websockets answers each ping with a pong as soon as it reads it, without
+      backpressure, so a client that sends pings and never reads the pongs
+      would make them pile up in the server's memory. This connection stops
+      reading from the network while its write buffer is above
+      ``write_limit``, and resumes when the client catches up: TCP slows that
+      client down instead.
+    * :meth:`close` first waits for room in the write buffer, with no time
+      limit: a client that never reads would keep it waiting, and a server
+      shutdown with it, forever. Here, after ``close_timeout`` seconds, the
+      TCP connection is dropped.
+    """
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        # Reading may also be paused because the handler has max_queue messages
+        # waiting; then websockets resumes it once the handler catches up.
+        if not self.recv_messages.paused:
+            self.transport.resume_reading()
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        try:
+            async with asyncio.timeout(self.close_timeout):
+                await super().close(code, reason)
+        except TimeoutError:
+            self.transport.abort()
+            await asyncio.shield(self.connection_lost_waiter)
