@@ -803,48 +803,68 @@ def table(results: Iterable[FanoutResult]) -> str:
 def plot(results: Sequence[FanoutResult]) -> Figure:
     """Plot p99 latency by receivers, and with one stalled receiver.
 
-    Left: p99 latency against the number of receivers, one line per server.
-    Right: each server's p99 with the largest number of receivers, without
-    and with a stalled receiver; a delivery that never arrived is drawn as a
-    hatched bar marked "never". Returns the matplotlib :class:`Figure` (the
-    notebook shows it when it is a cell's last value); matplotlib is imported
-    here, not when :mod:`wsteach` is.
+    Left: p99 latency against the number of receivers, one line per server,
+    from the runs with the smallest messages. Right: for each server that has
+    a stalled run, p99 of the reading receivers with everyone reading and
+    with one stalled receiver, same receivers and messages; deliveries that
+    never arrived draw a hatched bar marked "never". Returns the matplotlib
+    :class:`~matplotlib.figure.Figure`, which a notebook shows when it is a
+    cell's last value. matplotlib is imported here, not when :mod:`wsteach` is.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     kinds = list(dict.fromkeys(r.kind for r in results))
-    normal = [r for r in results if not r.stalled]
-    stalled = {r.kind: r for r in results if r.stalled}
+    smallest = min((r.payload for r in results), default=0)
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
-    plt.close(fig)  # Shown once, as the cell's value, not again by pyplot.
+    plt.close(fig)  # Shown once, as the cell's value, not a second time by pyplot.
 
     for kind in kinds:
-        runs = sorted((r for r in normal if r.kind == kind), key=lambda r: r.receivers)
-        if runs:
-            left.plot(
-                [r.receivers for r in runs],
-                [r.p99 for r in runs],
-                marker="o",
-                label=kind,
-            )
+        runs = sorted(
+            (
+                r
+                for r in results
+                if r.kind == kind and not r.stalled and r.payload == smallest
+            ),
+            key=lambda r: r.receivers,
+        )
+        left.plot(
+            [r.receivers for r in runs], [r.p99 for r in runs], marker="o", label=kind
+        )
     left.set_xscale("log")
+    counts = sorted({r.receivers for r in results})
+    left.set_xticks(counts, [str(count) for count in counts])
+    left.minorticks_off()
     left.set_xlabel("receivers")
     left.set_ylabel("p99 latency (ms)")
     left.set_title("Fan-out: send to receipt, 99th percentile")
+    left.set_ylim(bottom=0)
     left.legend()
 
-    finite = [r.p99 for r in results if math.isfinite(r.p99)]
+    pairs = []
+    for kind in kinds:
+        stall = next((r for r in results if r.kind == kind and r.stalled), None)
+        if stall is None:
+            continue
+        reading = next(
+            (
+                r
+                for r in results
+                if r.kind == kind
+                and not r.stalled
+                and (r.receivers, r.messages, r.payload)
+                == (stall.receivers, stall.messages, stall.payload)
+            ),
+            None,
+        )
+        pairs.append((kind, reading, stall))
+    finite = [r.p99 for _, *runs in pairs for r in runs if r and math.isfinite(r.p99)]
     ceiling = 1.5 * max(finite, default=1.0)
     width = 0.38
-    for index, kind in enumerate(kinds):
-        largest = max(
-            (r for r in normal if r.kind == kind),
-            key=lambda r: r.receivers,
-            default=None,
-        )
+    for index, (_, reading, stall) in enumerate(pairs):
         for offset, run, colour in (
-            (-width / 2, largest, "tab:blue"),
-            (width / 2, stalled.get(kind), "tab:red"),
+            (-width / 2, reading, "tab:blue"),
+            (width / 2, stall, "tab:red"),
         ):
             if run is None:
                 continue
@@ -858,18 +878,21 @@ def plot(results: Sequence[FanoutResult]) -> Figure:
                 hatch="//" if never else None,
                 alpha=0.5 if never else 1.0,
             )
-            label = "never" if never else f"{run.p99:.0f}"
+            label = "never" if never else f"{run.p99:.1f}"
             right.annotate(label, (index + offset, height), ha="center", va="bottom")
-    right.set_xticks(range(len(kinds)), kinds)
+    right.set_xticks(range(len(pairs)), [kind for kind, *_ in pairs])
     right.set_ylabel("p99 latency of the others (ms)")
-    right.set_title("One receiver stops reading")
+    if pairs:
+        stall = pairs[0][2]
+        right.set_title(
+            f"{stall.receivers} receivers, {stall.messages} × {_size(stall.payload)}"
+            ": one more stops reading"
+        )
     right.set_ylim(0, ceiling * 1.15)
     right.legend(
-        handles=[
-            plt.Rectangle((0, 0), 1, 1, color="tab:blue"),
-            plt.Rectangle((0, 0), 1, 1, color="tab:red"),
-        ],
+        handles=[Patch(color="tab:blue"), Patch(color="tab:red")],
         labels=["all reading", "one stalled"],
+        loc="upper left",
     )
     return fig
 
@@ -898,8 +921,10 @@ async def echo_rate(
         started = time.perf_counter()
         await asyncio.gather(*(ping(conn) for conn in connections))
         elapsed = time.perf_counter() - started
-    finally:
+    except BaseException:
         await _abort(connections)
+        raise
+    await asyncio.gather(*(conn.close() for conn in connections))
     return clients * round_trips / elapsed
 
 
@@ -921,8 +946,10 @@ async def idle_memory(kind: str, *, connections: int = 200, warmup: int = 10) ->
         try:
             await _wait_for_connections(server, warmup + connections)
             after = await server.memory()
-        finally:
+        except BaseException:
             await _abort(first + rest)
+            raise
+        await asyncio.gather(*(conn.close() for conn in first + rest))
     return (after - before) / connections
 
 
