@@ -40,5 +40,9 @@ lint: $(TEST_STAMP)
 unit: $(TEST_STAMP)
 	$(PYTEST) --cov=wsteach --cov-report=term --cov-fail-under=90 tests
 
+## make bench: wsteach against plain websockets, one table (about 2 minutes)
+bench: $(TEST_STAMP)
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage
