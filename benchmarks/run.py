@@ -175,21 +175,30 @@ async def bench_fanout(
                         servers[kind], kind=kind, receivers=receivers, messages=messages
                     )
                     runs.setdefault((kind, receivers, False, 1024), []).append(result)
-        for receivers in stall_sizes:
-            for n in range(stall_rounds):
-                for kind in rotate(kinds, n):
-                    # Alternate which of the pair goes first.
-                    for stalled in (False, True) if n % 2 == 0 else (True, False):
-                        result = await measure.run_fanout(
-                            servers[kind],
+        # The stalled-reader pairs: a second server of each kind, the two
+        # measured wave by wave in alternation (see measure.run_stall_pair).
+        seconds = {kind: measure.ServerProcess(kind) for kind in kinds}
+        await asyncio.gather(*(server.start() for server in seconds.values()))
+        try:
+            for receivers in stall_sizes:
+                for n in range(stall_rounds):
+                    for kind in rotate(kinds, n):
+                        # Swap the servers' roles every round.
+                        pair = (servers[kind], seconds[kind])
+                        reading, stalled = pair if n % 2 == 0 else pair[::-1]
+                        results = await measure.run_stall_pair(
+                            reading,
+                            stalled,
                             kind=kind,
                             receivers=receivers,
                             messages=measure.STALL_MESSAGES,
                             payload=measure.STALL_PAYLOAD,
-                            stalled=stalled,
                         )
-                        key = (kind, receivers, stalled, measure.STALL_PAYLOAD)
-                        runs.setdefault(key, []).append(result)
+                        for result in results:
+                            key = (kind, receivers, result.stalled, result.payload)
+                            runs.setdefault(key, []).append(result)
+        finally:
+            await asyncio.gather(*(server.stop() for server in seconds.values()))
     finally:
         await asyncio.gather(*(server.stop() for server in servers.values()))
 
@@ -419,7 +428,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
     measure.raise_fd_limit()
     rounds = 2 if args.quick else args.rounds
     fan_rounds = 2 if args.quick else 5
-    stall_rounds = 2 if args.quick else 8
+    stall_rounds = 2 if args.quick else 6
     sizes = {10: 40, 100: 20} if args.quick else {10: 200, 100: 100, 1000: 30}
     stall_sizes = [10] if args.quick else [10, 100]
 

@@ -76,6 +76,7 @@ __all__ = [
     "idle_memory",
     "plot",
     "run_fanout",
+    "run_stall_pair",
     "running",
     "table",
 ]
@@ -392,9 +393,9 @@ class FanoutResult:
         payload: Characters in each message.
         latencies: Seconds from send to receipt, one per delivery to a reading
             receiver, in order of receipt.
-        server_cpu: Server CPU seconds spent during the waves, or :obj:`None`
-            when the server shared this process.
-        wall: Seconds the waves took.
+        server_cpu: Server CPU seconds from the first wave to the last, or
+            :obj:`None` when the server shared this process.
+        wall: Seconds the waves took, added up.
         stalled_after: How many messages reached everyone before a wave timed
             out, or :obj:`None` if none timed out.
         separate_process: Whether the server ran in its own process.
@@ -528,6 +529,140 @@ async def _abort(connections: Iterable[ClientConnection]) -> None:
     )
 
 
+class _Group:
+    """One fan-out in progress: a sender, its receivers, what they measured."""
+
+    def __init__(
+        self,
+        server: Any,
+        *,
+        kind: str,
+        receivers: int,
+        messages: int,
+        stalled: bool,
+        payload: int,
+        wave_timeout: float,
+    ) -> None:
+        if receivers < 1 or messages < 1:
+            raise ValueError("a fan-out needs at least one receiver and one message")
+        self.server = server
+        self.kind = kind
+        self.receivers = receivers
+        self.messages = messages
+        self.stalled = stalled
+        self.payload = payload
+        self.wave_timeout = wave_timeout
+        self.texts = _texts(messages, payload)
+        self.sent_at: list[float] = []
+        self.latencies: list[float] = []
+        self.arrived = [0] * messages
+        self.wave_done = asyncio.Event()
+        self.current = -1
+        self.recording = True
+        self.stalled_after: int | None = None
+        self.clients: list[ClientConnection] = []
+        self.tasks: list[asyncio.Task[None]] = []
+        self.slow: ClientConnection | None = None
+        self.cpu = 0.0  # Server CPU seconds, once count_cpu(stop=True) ran.
+        self.wall = 0.0
+
+    async def _read(self, connection: ClientConnection) -> None:
+        async for message in connection:
+            now = time.perf_counter()
+            seq = int(message[-SEQ_DIGITS:])
+            if self.recording:
+                self.latencies.append(now - self.sent_at[seq])
+            self.arrived[seq] += 1
+            if seq == self.current and self.arrived[seq] == self.receivers:
+                self.wave_done.set()
+
+    async def open(self) -> None:
+        """Connect everyone; on failure, drop whatever connected."""
+        try:
+            readers = await _connect_many(self.server.url, self.receivers)
+            self.clients += readers
+            self.tasks += [asyncio.create_task(self._read(conn)) for conn in readers]
+            if self.stalled:
+                self.slow = await _connect_stalled(self.server.url)
+                self.clients.append(self.slow)
+            (self.sender,) = await _connect_many(self.server.url, 1)
+            self.clients.append(self.sender)
+            # The server registers a client when its handler starts, just
+            # after the handshake: wait until it has them all.
+            await _wait_for_connections(self.server, len(self.clients))
+        except BaseException:
+            await self.abort()
+            raise
+
+    @property
+    def going(self) -> bool:
+        """Whether no wave has timed out yet."""
+        return self.stalled_after is None
+
+    async def wave(self, seq: int) -> None:
+        """Send message ``seq`` and wait until every reading receiver has it."""
+        self.current = seq
+        self.wave_done.clear()
+        started = time.perf_counter()
+        self.sent_at.append(started)
+        try:
+            async with asyncio.timeout(self.wave_timeout):
+                await self.sender.send(self.texts[seq])
+                await self.wave_done.wait()
+        except TimeoutError:
+            self.stalled_after = seq
+        self.wall += time.perf_counter() - started
+
+    async def count_cpu(self, *, stop: bool = False) -> None:
+        """Note the server's CPU time when the waves start, and when they end."""
+        cpu = await self.server.cpu()
+        if cpu is not None:
+            self.cpu = cpu - self.cpu if stop else cpu
+
+    async def close(self) -> None:
+        """Disconnect everyone with a closing handshake, leaving the server empty."""
+        self.recording = False
+        try:
+            if self.slow is not None:
+                # The stalled receiver wakes up: once the server can write to
+                # it again, a server stuck on it delivers the last message too.
+                self.tasks.append(asyncio.create_task(_drain(self.slow)))
+            if self.stalled_after is not None:
+                async with asyncio.timeout(10):
+                    await self.wave_done.wait()
+            # The sender leaves first, so no message is on its way while the
+            # receivers leave.
+            await self.sender.close()
+            await asyncio.gather(*(conn.close() for conn in self.clients))
+            await asyncio.gather(*self.tasks)
+        except BaseException:
+            await self.abort()
+            raise
+        await _wait_for_connections(self.server, 0)
+
+    async def abort(self) -> None:
+        await _abort(self.clients)
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def result(self) -> FanoutResult:
+        separate = isinstance(self.server, ServerProcess)
+        return FanoutResult(
+            kind=self.kind,
+            receivers=self.receivers,
+            messages=self.messages,
+            sent=len(self.sent_at),
+            stalled=self.stalled,
+            payload=self.payload,
+            latencies=self.latencies,
+            server_cpu=self.cpu if separate else None,
+            wall=self.wall,
+            stalled_after=self.stalled_after,
+            separate_process=separate,
+        )
+
+
 async def run_fanout(
     server: Any,
     *,
@@ -544,7 +679,8 @@ async def run_fanout(
     sends ``messages`` waves, and everyone disconnects with a normal closing
     handshake (the stalled receiver first reads what was queued for it, which
     also lets a stuck server finish); the server is left running with no
-    clients, ready for the next run.
+    clients, ready for the next run. Server CPU is counted during the waves
+    only, not while clients connect or leave.
 
     Args:
         kind: The server's name, for the result.
@@ -558,90 +694,77 @@ async def run_fanout(
             times out, the run stops and the missing deliveries count as
             never arrived.
     """
-    if receivers < 1 or messages < 1:
-        raise ValueError("a fan-out needs at least one receiver and one message")
-    texts = _texts(messages, payload)
-    sent_at: list[float] = []
-    latencies: list[float] = []
-    arrived = [0] * messages
-    wave_done = asyncio.Event()
-    current = -1
-    recording = True
-
-    async def read(connection: ClientConnection) -> None:
-        async for message in connection:
-            now = time.perf_counter()
-            seq = int(message[-SEQ_DIGITS:])
-            if recording:
-                latencies.append(now - sent_at[seq])
-            arrived[seq] += 1
-            if seq == current and arrived[seq] == receivers:
-                wave_done.set()
-
-    readers = await _connect_many(server.url, receivers)
-    clients = list(readers)
-    tasks = [asyncio.create_task(read(conn)) for conn in readers]
-    slow: ClientConnection | None = None
-    try:
-        if stalled:
-            slow = await _connect_stalled(server.url)
-            clients.append(slow)
-        (sender,) = await _connect_many(server.url, 1)
-        clients.append(sender)
-        # The server registers a client when its handler starts, just after
-        # the handshake: wait until it has them all before the first wave.
-        await _wait_for_connections(server, len(clients))
-
-        stalled_after = None
-        cpu_before = await server.cpu()
-        started = time.perf_counter()
-        for seq in range(messages):
-            current = seq
-            wave_done.clear()
-            sent_at.append(time.perf_counter())
-            try:
-                async with asyncio.timeout(wave_timeout):
-                    await sender.send(texts[seq])
-                    await wave_done.wait()
-            except TimeoutError:
-                stalled_after = seq
-                break
-        wall = time.perf_counter() - started
-        cpu_after = await server.cpu()
-
-        recording = False
-        if slow is not None:
-            # The stalled receiver wakes up: once the server can write to it
-            # again, a server stuck on it delivers the last message too.
-            tasks.append(asyncio.create_task(_drain(slow)))
-        if stalled_after is not None:
-            async with asyncio.timeout(10):
-                await wave_done.wait()
-        # The sender leaves first, so no message is on its way while the
-        # receivers leave.
-        await sender.close()
-        await asyncio.gather(*(conn.close() for conn in clients))
-        await asyncio.gather(*tasks)
-    except BaseException:
-        await _abort(clients)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-    await _wait_for_connections(server, 0)
-    return FanoutResult(
+    group = _Group(
+        server,
         kind=kind,
         receivers=receivers,
         messages=messages,
-        sent=len(sent_at),
         stalled=stalled,
         payload=payload,
-        latencies=latencies,
-        server_cpu=None if cpu_before is None else cpu_after - cpu_before,
-        wall=wall,
-        stalled_after=stalled_after,
-        separate_process=isinstance(server, ServerProcess),
+        wave_timeout=wave_timeout,
     )
+    await group.open()
+    await group.count_cpu()
+    for seq in range(messages):
+        await group.wave(seq)
+        if not group.going:
+            break
+    await group.count_cpu(stop=True)
+    await group.close()
+    return group.result()
+
+
+async def run_stall_pair(
+    reading: Any,
+    stalled: Any,
+    *,
+    kind: str,
+    receivers: int,
+    messages: int,
+    payload: int = 1024,
+    wave_timeout: float = 1.0,
+) -> tuple[FanoutResult, FanoutResult]:
+    """Measure the same fan-out on two servers, one with a stalled receiver.
+
+    ``reading`` and ``stalled`` are two running servers of the same kind.
+    Their waves alternate (message 1 on one, then on the other, message 2…),
+    so a hiccup of the machine hits both runs alike: the difference between
+    the two results is the stalled receiver's. Once the stalled server's
+    waves time out, the other carries on alone.
+
+    Returns:
+        The result with everyone reading, then the one with a stalled receiver.
+    """
+    options = {
+        "kind": kind,
+        "receivers": receivers,
+        "messages": messages,
+        "payload": payload,
+        "wave_timeout": wave_timeout,
+    }
+    groups = [
+        _Group(reading, stalled=False, **options),
+        _Group(stalled, stalled=True, **options),
+    ]
+    try:
+        for group in groups:
+            await group.open()
+        for group in groups:
+            await group.count_cpu()
+        for seq in range(messages):
+            # Alternate which goes first, so neither always follows the other.
+            for group in groups if seq % 2 == 0 else groups[::-1]:
+                if group.going:
+                    await group.wave(seq)
+        for group in groups:
+            await group.count_cpu(stop=True)
+        for group in groups:
+            await group.close()
+    except BaseException:
+        for group in groups:
+            await group.abort()
+        raise
+    return groups[0].result(), groups[1].result()
 
 
 def _texts(count: int, payload: int) -> list[str]:
@@ -735,18 +858,25 @@ async def compare(
     """Measure each server at each number of receivers, then with a stalled one.
 
     For each server: one run per entry of ``receivers`` (1 KiB messages);
-    then, with ``stalled=True``, two runs with the largest number of
-    receivers and :data:`STALL_MESSAGES` messages of :data:`STALL_PAYLOAD`,
-    enough to fill a stalled client's buffers: one with everyone reading,
-    one with an extra receiver that never reads. Each server starts once for
-    all its runs. Returns the results in the order measured, for
+    then, with ``stalled=True``, a :func:`run_stall_pair` with the largest
+    number of receivers and :data:`STALL_MESSAGES` messages of
+    :data:`STALL_PAYLOAD`, enough to fill a stalled client's buffers: one
+    server with everyone reading, a second one with an extra receiver that
+    never reads, their waves alternating. Returns the results in the order measured, for
     :func:`table` and :func:`plot`.
     """
     raise_fd_limit()
     results = []
     for kind in kinds:
         name = kind if isinstance(kind, str) else _handler_label(kind)
-        async with running(kind, separate_process=separate_process) as server:
+        async with contextlib.AsyncExitStack() as stack:
+            servers = [
+                await stack.enter_async_context(
+                    running(kind, separate_process=separate_process)
+                )
+                for _ in range(2 if stalled else 1)
+            ]
+            server = servers[0]
             for count in receivers:
                 results.append(
                     await run_fanout(
@@ -754,17 +884,14 @@ async def compare(
                     )
                 )
             if stalled:
-                for stall in (False, True):
-                    results.append(
-                        await run_fanout(
-                            server,
-                            kind=name,
-                            receivers=max(receivers),
-                            messages=STALL_MESSAGES,
-                            payload=STALL_PAYLOAD,
-                            stalled=stall,
-                        )
-                    )
+                results += await run_stall_pair(
+                    server,
+                    servers[1],
+                    kind=name,
+                    receivers=max(receivers),
+                    messages=STALL_MESSAGES,
+                    payload=STALL_PAYLOAD,
+                )
     return results
 
 
