@@ -76,6 +76,7 @@ __all__ = [
     "idle_memory",
     "plot",
     "run_fanout",
+    "run_interleaved",
     "run_stall_pair",
     "running",
     "table",
@@ -714,6 +715,59 @@ async def run_fanout(
     return group.result()
 
 
+async def run_interleaved(
+    runs: Sequence[tuple[Any, str, bool]],
+    *,
+    receivers: int,
+    messages: int,
+    payload: int = 1024,
+    wave_timeout: float = 1.0,
+) -> list[FanoutResult]:
+    """Measure the same fan-out on several running servers, wave by wave.
+
+    ``runs`` holds ``(server, kind, stalled)`` triples, one per server. Every
+    server gets its own sender and receivers; message 1 goes out on each
+    server in turn, then message 2 (the turn starting one server further on)…
+    so a hiccup of the machine hits all runs alike, and the differences between
+    the results are the servers'. A server whose wave timed out drops out; the
+    others carry on.
+
+    Returns:
+        One result per entry of ``runs``, in the same order.
+    """
+    groups = [
+        _Group(
+            server,
+            kind=kind,
+            receivers=receivers,
+            messages=messages,
+            stalled=stalled,
+            payload=payload,
+            wave_timeout=wave_timeout,
+        )
+        for server, kind, stalled in runs
+    ]
+    try:
+        for group in groups:
+            await group.open()
+        for group in groups:
+            await group.count_cpu()
+        for seq in range(messages):
+            turn = seq % len(groups)
+            for group in groups[turn:] + groups[:turn]:
+                if group.going:
+                    await group.wave(seq)
+        for group in groups:
+            await group.count_cpu(stop=True)
+        for group in groups:
+            await group.close()
+    except BaseException:
+        for group in groups:
+            await group.abort()
+        raise
+    return [group.result() for group in groups]
+
+
 async def run_stall_pair(
     reading: Any,
     stalled: Any,
@@ -726,45 +780,21 @@ async def run_stall_pair(
 ) -> tuple[FanoutResult, FanoutResult]:
     """Measure the same fan-out on two servers, one with a stalled receiver.
 
-    ``reading`` and ``stalled`` are two running servers of the same kind.
-    Their waves alternate (message 1 on one, then on the other, message 2…),
-    so a hiccup of the machine hits both runs alike: the difference between
-    the two results is the stalled receiver's. Once the stalled server's
-    waves time out, the other carries on alone.
+    ``reading`` and ``stalled`` are two running servers of the same kind,
+    measured by :func:`run_interleaved`: the difference between the two
+    results is the stalled receiver's.
 
     Returns:
         The result with everyone reading, then the one with a stalled receiver.
     """
-    options = {
-        "kind": kind,
-        "receivers": receivers,
-        "messages": messages,
-        "payload": payload,
-        "wave_timeout": wave_timeout,
-    }
-    groups = [
-        _Group(reading, stalled=False, **options),
-        _Group(stalled, stalled=True, **options),
-    ]
-    try:
-        for group in groups:
-            await group.open()
-        for group in groups:
-            await group.count_cpu()
-        for seq in range(messages):
-            # Alternate which goes first, so neither always follows the other.
-            for group in groups if seq % 2 == 0 else groups[::-1]:
-                if group.going:
-                    await group.wave(seq)
-        for group in groups:
-            await group.count_cpu(stop=True)
-        for group in groups:
-            await group.close()
-    except BaseException:
-        for group in groups:
-            await group.abort()
-        raise
-    return groups[0].result(), groups[1].result()
+    first, second = await run_interleaved(
+        [(reading, kind, False), (stalled, kind, True)],
+        receivers=receivers,
+        messages=messages,
+        payload=payload,
+        wave_timeout=wave_timeout,
+    )
+    return first, second
 
 
 def _texts(count: int, payload: int) -> list[str]:
