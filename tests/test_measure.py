@@ -43,6 +43,7 @@ async def test_fanout_in_a_separate_process_reports_server_cpu() -> None:
     assert result.separate_process
     assert result.delivered == result.expected == 10
     assert result.server_cpu is not None and result.server_cpu > 0
+    assert result.client_cpu > 0
     assert result.cpu_per_recipient_us == pytest.approx(result.server_cpu / 10 * 1e6)
     assert "µs per recipient" in str(result)
 
@@ -150,6 +151,7 @@ def test_percentiles_count_missing_deliveries_as_never() -> None:
             payload=10,
             latencies=latencies,
             server_cpu=None,
+            client_cpu=0.5,
             wall=1.0,
             stalled_after=None,
             separate_process=False,
@@ -168,6 +170,8 @@ def test_percentiles_count_missing_deliveries_as_never() -> None:
     empty = result([], 3)
     assert empty.p50 == math.inf
     assert empty.cpu_per_recipient_us is None
+    assert empty.client_cpu_per_delivery_us is None
+    assert full.client_cpu_per_delivery_us == pytest.approx(5000)
 
 
 async def test_compare_table_and_plot() -> None:

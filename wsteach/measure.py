@@ -396,6 +396,9 @@ class FanoutResult:
             receiver, in order of receipt.
         server_cpu: Server CPU seconds from the first wave to the last, or
             :obj:`None` when the server shared this process.
+        client_cpu: CPU seconds of this process (every client: sender,
+            receivers) during the waves; it includes the server's when the
+            server shares this process.
         wall: Seconds the waves took, added up.
         stalled_after: How many messages reached everyone before a wave timed
             out, or :obj:`None` if none timed out.
@@ -410,6 +413,7 @@ class FanoutResult:
     payload: int
     latencies: list[float] = field(repr=False)
     server_cpu: float | None
+    client_cpu: float
     wall: float
     stalled_after: int | None
     separate_process: bool
@@ -458,6 +462,13 @@ class FanoutResult:
             return None
         recipients = self.receivers + (1 if self.stalled else 0)
         return self.server_cpu / (self.sent * recipients) * 1e6
+
+    @property
+    def client_cpu_per_delivery_us(self) -> float | None:
+        """This process's CPU per delivery, in microseconds (``None`` if none)."""
+        if self.delivered == 0:
+            return None
+        return self.client_cpu / self.delivered * 1e6
 
     def __str__(self) -> str:
         stall = " + 1 stalled" if self.stalled else ""
@@ -565,6 +576,7 @@ class _Group:
         self.tasks: list[asyncio.Task[None]] = []
         self.slow: ClientConnection | None = None
         self.cpu = 0.0  # Server CPU seconds, once count_cpu(stop=True) ran.
+        self.client_cpu = 0.0
         self.wall = 0.0
 
     async def _read(self, connection: ClientConnection) -> None:
@@ -605,6 +617,7 @@ class _Group:
         self.current = seq
         self.wave_done.clear()
         started = time.perf_counter()
+        cpu = time.process_time()
         self.sent_at.append(started)
         try:
             async with asyncio.timeout(self.wave_timeout):
@@ -612,6 +625,7 @@ class _Group:
                 await self.wave_done.wait()
         except TimeoutError:
             self.stalled_after = seq
+        self.client_cpu += time.process_time() - cpu
         self.wall += time.perf_counter() - started
 
     async def count_cpu(self, *, stop: bool = False) -> None:
@@ -658,6 +672,7 @@ class _Group:
             payload=self.payload,
             latencies=self.latencies,
             server_cpu=self.cpu if separate else None,
+            client_cpu=self.client_cpu,
             wall=self.wall,
             stalled_after=self.stalled_after,
             separate_process=separate,
