@@ -31,7 +31,7 @@ lab: $(LAB_STAMP)
 		$(shell [ -f notebooks/00-start-here.ipynb ] && echo notebooks/00-start-here.ipynb || echo notebooks)
 
 ## make test: lint, unit and integration tests with coverage, then the notebooks
-test: lint unit
+test: lint unit notebooks-test
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
@@ -40,7 +40,18 @@ lint: $(TEST_STAMP)
 unit: $(TEST_STAMP)
 	$(PYTEST) --cov=wsteach --cov-report=term --cov-fail-under=90 tests
 
-## make bench: wsteach against plain websockets, one table (about 2 minutes)
+NBVAL := --nbval-cell-timeout=60 -p no:cacheprovider -o testpaths=notebooks
+
+## solution notebooks: outputs compared strictly; student notebooks: must run
+notebooks-test: $(TEST_STAMP)
+	$(PYTEST) $(NBVAL) --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/solutions
+	$(PYTEST) $(NBVAL) --nbval-lax notebooks/*.ipynb
+
+## make notebooks: execute the solution notebooks, regenerate the student ones
+notebooks: $(TEST_STAMP)
+	$(BIN)/python tools/make_notebooks.py
+
+## make bench: wsteach against plain websockets, one table (about 3 minutes)
 bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 

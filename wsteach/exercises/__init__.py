@@ -1,0 +1,18 @@
+"""Exercises for the notebooks: ``await ex.check(answer)``, ``ex.hint()``, ``ex.solution()``.
+
+Each notebook imports its own module, for example::
+
+    from wsteach.exercises import echo_server as ex
+
+    await ex.pong.check(pong)
+    ex.pong.hint()
+    ex.pong.solution()
+
+:mod:`wsteach.exercises._core` holds the machinery shared by all of them.
+"""
+
+from __future__ import annotations
+
+from ._core import Exercise, Mismatch, Result, Run, expect, is_stub
+
+__all__ = ["Exercise", "Mismatch", "Result", "Run", "expect", "is_stub"]
