@@ -3,11 +3,12 @@
 One sender and ``receivers`` clients connect to a broadcast server. The sender
 sends ``messages`` messages, one at a time: each waits until every receiver has
 it (a "wave") before the next goes out. Every receiver notes how long each
-message took from the sender's ``send`` to its own receipt::
+message took from the sender's ``send`` to its own receipt. In a notebook
+(about 5 s here, plus 1 s for matplotlib's first import)::
 
     from wsteach import measure
 
-    results = await measure.compare(receivers=[10, 100], messages=20)
+    results = await measure.compare(receivers=[10, 50], messages=20)
     print(measure.table(results))
     measure.plot(results)
 
@@ -18,11 +19,16 @@ Three servers can be measured, by name (see :data:`KINDS`):
 - ``"broadcast"``: a plain websockets handler that relays with
   :func:`websockets.asyncio.server.broadcast`;
 - ``"loop"``: the video's handler, ``for conn in connected: await
-  conn.send(...)``, iterating over a copy of the set.
+  conn.send(...)``, iterating over a copy of the set (the video iterates over
+  the set itself, which raises "Set changed size during iteration" when a
+  client joins or leaves mid-loop).
 
 With ``stalled=True`` one more receiver connects and never reads, like a phone
-on a train. The loop waits for it, so once its buffers are full the others get
-nothing more; ``broadcast`` does not wait.
+on a train. The loop waits for it, so once its buffers are full (about 1.6 MB
+queued for it on loopback here) the others get nothing more; ``broadcast``
+does not wait. Messages are different random text each, and the clients don't
+ask for compression: with permessage-deflate, the server would compress every
+message once per recipient and zlib would dominate the figures.
 
 Where the server runs:
 
@@ -30,12 +36,20 @@ Where the server runs:
   process (``python -c ...``) and keeps the clients in this one, so the two
   don't share an event loop; the child also reports its own CPU time, which
   gives :attr:`FanoutResult.cpu_per_recipient_us`. On a 2-core machine the
-  two processes still compete for the cores.
+  two processes still compete for the cores, and the receivers' process does
+  more work per delivery than the server: with hundreds of receivers, the
+  latencies measure the receivers as much as the server.
 - ``separate_process=False`` runs the server on this process's event loop,
   next to the clients: quicker to start and fine for comparing servers at a
   small size, but the clients' work then delays the server and the server's
   CPU time can't be told apart (it is :obj:`None`). Pass your own handler as
   ``kind`` to measure it this way.
+
+Latency figures come from a single run, so a busy machine shows in them: a
+hiccup of a few milliseconds during one wave sets the p99 of a small run.
+:func:`run_interleaved` runs several servers wave by wave in turn, so that a
+hiccup hits them alike; ``benchmarks/run.py`` uses it and quotes medians of
+several rounds.
 
 Nothing here imports matplotlib until :func:`plot` is called.
 """
