@@ -76,6 +76,7 @@ from typing import TYPE_CHECKING, Any
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.exceptions import ConnectionClosedError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -172,9 +173,13 @@ async def _start_kind(kind: str | Handler) -> _Served:
     if callable(kind):
         return await _start_plain(kind)
     if kind == "room":
+        from .limits import Limits
         from .servers import Room
 
-        return await _start_wsteach(Room().handler, trace=False)
+        # The classroom rate limit (10 messages a second) would cut the sender
+        # off; the bound on what may queue for a slow reader stays on.
+        room = Room(limits=Limits(rate=None))
+        return await _start_wsteach(room.handler, trace=False)
     if kind == "broadcast":
         return await _start_plain(plain_broadcast())
     if kind == "loop":
@@ -837,7 +842,15 @@ def _texts(count: int, payload: int) -> list[str]:
 
 
 async def _drain(connection: ClientConnection) -> None:
-    async for _ in connection:
+    """Read what was queued for a stalled receiver until its connection ends.
+
+    A server that bounds what may queue for a slow reader, as ``Room`` does,
+    has closed it already (1008, "too slow: …"): that ends it too.
+    """
+    try:
+        async for _ in connection:
+            pass
+    except ConnectionClosedError:
         pass
 
 
