@@ -7,6 +7,7 @@ websockets documentation recommends. Read them after you have written your own.
 from __future__ import annotations
 
 from websockets.asyncio.server import ServerConnection, broadcast
+from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 
 __all__ = ["Room", "echo"]
@@ -65,5 +66,7 @@ class Room:
                     client for client in self.connected if client is not websocket
                 ]
                 broadcast(others, self.prefix + message)
+        except ConnectionClosed:
+            pass  # The client vanished without a closing handshake: nothing to report.
         finally:
             self.connected.pop(websocket, None)
