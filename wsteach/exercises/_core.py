@@ -27,7 +27,7 @@ from typing import Any, Literal
 from websockets.exceptions import ConnectionClosed
 
 from ..clients import TIMEOUT_FACTOR
-from ..notebook import start
+from ..notebook import Running, start
 
 __all__ = ["Exercise", "Mismatch", "Result", "Run", "expect", "is_stub"]
 
@@ -64,12 +64,16 @@ class Run:
         answer: What was passed to :meth:`Exercise.check`.
         received: Messages the reference server received (client exercises).
         timeout: Seconds a scenario should wait for one reply.
+        errors: Exceptions the server's handler raised so far in this scenario
+            ("connection handler failed" in its log). Any left at the end fail
+            the scenario; one that expects a crash checks it and clears this.
     """
 
     url: str
     answer: Any
     received: list[Any] = field(default_factory=list)
     timeout: float = 2.0 * TIMEOUT_FACTOR
+    errors: list[BaseException] = field(default_factory=list)
 
 
 Scenario = Callable[[Run], Awaitable[None]]
@@ -205,8 +209,8 @@ class Exercise:
             for name, scenario in self.scenarios:
                 received.clear()
                 crashes.errors.clear()
-                run = Run(server.url, answer, received)
-                results.append(await self._play(name, scenario, run, crashes))
+                run = Run(server.url, answer, received, errors=crashes.errors)
+                results.append(await self._play(name, scenario, run, server))
         finally:
             await server.stop()
         return results
@@ -228,7 +232,7 @@ class Exercise:
         return ""
 
     async def _play(
-        self, name: str, scenario: Scenario, run: Run, crashes: _Crashes
+        self, name: str, scenario: Scenario, run: Run, server: Running
     ) -> Result:
         limit = run.timeout * 5
         try:
@@ -244,14 +248,14 @@ class Exercise:
             detail = f"{type(exc).__name__}: {exc}".replace("\n", " ")
         else:
             detail = ""
-        # websockets logs a handler's crash after closing its connection with
-        # 1011, so the scenario may end first: give the log a moment to arrive.
-        for _ in range(20):
-            if crashes.errors or not detail:
-                break
-            await asyncio.sleep(0.01)
-        if crashes.errors:
-            error = crashes.errors[0]
+        # websockets logs a handler's crash after closing its connection, so
+        # the scenario may end first: wait for the handlers to finish (bounded,
+        # for a client that stays connected).
+        handlers = set(server.server.handler_tasks)
+        if handlers:
+            await asyncio.wait(handlers, timeout=run.timeout)
+        if run.errors:
+            error = run.errors[0]
             crash = f"your handler raised {type(error).__name__}: {error}"
             return Result(name, FAILED, f"{crash} ({detail})" if detail else crash)
         if detail:

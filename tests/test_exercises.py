@@ -1,0 +1,512 @@
+"""Every exercise of every notebook, and the machinery in wsteach.exercises._core.
+
+The exercises are discovered from the modules of :mod:`wsteach.exercises`; each
+module belongs to the solution notebook that imports it. For every exercise:
+its solution passes, the stub of the student notebook reports "not attempted
+yet", the solution is the code of the solution notebook and absent from the
+student notebook, and a wrong answer fails without raising.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import importlib
+import pkgutil
+import re
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import IPython
+import IPython.display
+import nbformat
+import pytest
+from websockets.exceptions import ConnectionClosedOK
+from websockets.frames import Close
+
+import wsteach
+import wsteach.exercises
+from wsteach.exercises import Exercise, Mismatch, Result, Run, expect, is_stub
+from wsteach.exercises._core import FAILED, NOT_ATTEMPTED, PASSED
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS = ROOT / "notebooks" / "solutions"
+STUDENTS = ROOT / "notebooks"
+MARKER = re.compile(r"^\s*# (BEGIN|END) SOLUTION")
+IMPORT = re.compile(
+    r"from wsteach\.exercises import (\w+)|import wsteach\.exercises\.(\w+)"
+)
+
+
+# Discovery
+
+
+def _modules() -> list[str]:
+    return sorted(
+        info.name
+        for info in pkgutil.iter_modules(wsteach.exercises.__path__)
+        if not info.name.startswith("_")
+    )
+
+
+def _exercises() -> list[tuple[str, str]]:
+    found = []
+    for name in _modules():
+        module = importlib.import_module(f"wsteach.exercises.{name}")
+        found += [
+            (name, attr)
+            for attr, value in vars(module).items()
+            if isinstance(value, Exercise)
+        ]
+    return found
+
+
+EXERCISES = _exercises()
+
+
+def _code_cells(path: Path) -> list[nbformat.NotebookNode]:
+    notebook = nbformat.read(path, as_version=4)
+    return [cell for cell in notebook.cells if cell.cell_type == "code"]
+
+
+def _notebook_for(module: str) -> Path:
+    """The solution notebook that imports ``module``; fail clearly if none does."""
+    users = []
+    for path in sorted(SOLUTIONS.glob("*.ipynb")):
+        for cell in _code_cells(path):
+            if module in {a or b for a, b in IMPORT.findall(cell.source)}:
+                users.append(path)
+                break
+    if len(users) != 1:
+        found = ", ".join(path.name for path in users) or "none"
+        pytest.fail(
+            f"wsteach.exercises.{module} must be imported by exactly one solution "
+            f"notebook in notebooks/solutions, found {found}\n"
+            f"fix: add the notebook that uses it, with "
+            f"'from wsteach.exercises import {module} as ex'"
+        )
+    return users[0]
+
+
+def _parse(source: str) -> ast.Module:
+    """Parse a code cell, which may use top-level await."""
+    flags = ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+    return compile(source, "<cell>", "exec", flags=flags)
+
+
+def _imports(path: Path) -> dict[str, Any]:
+    """A namespace holding everything the notebook imports at the top level."""
+    namespace: dict[str, Any] = {"__name__": "notebook"}
+    for cell in _code_cells(path):
+        try:
+            tree = _parse(cell.source)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                exec(ast.unparse(node), namespace)
+    return namespace
+
+
+def _function_name(exercise: Exercise, attr: str) -> str:
+    """The name of the function the student completes."""
+    names = [
+        node.name
+        for node in ast.parse(exercise.code).body
+        if isinstance(node, ast.AsyncFunctionDef | ast.FunctionDef)
+    ]
+    assert names, f"the solution of {exercise!r} defines no function"
+    return attr if attr in names else names[-1]
+
+
+def _defining_cell(path: Path, function: str) -> str:
+    """The source of the code cell that defines ``function``."""
+    for cell in _code_cells(path):
+        try:
+            tree = _parse(cell.source)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if (
+                isinstance(node, ast.AsyncFunctionDef | ast.FunctionDef)
+                and node.name == function
+            ):
+                return cell.source
+    pytest.fail(f"{path.relative_to(ROOT)} has no code cell defining {function}")
+
+
+def _normalize(source: str) -> str:
+    lines = [line.rstrip() for line in source.splitlines() if not MARKER.match(line)]
+    return "\n".join(lines).strip("\n")
+
+
+def _body_lines(code: str, function: str) -> list[str]:
+    """The significant lines of ``function``'s body in ``code``, stripped."""
+    for node in ast.parse(code).body:
+        if (
+            isinstance(node, ast.AsyncFunctionDef | ast.FunctionDef)
+            and node.name == function
+        ):
+            first = node.body[0].lineno
+            lines = code.splitlines()[first - 1 : node.end_lineno]
+            return [
+                line.strip()
+                for line in lines
+                if line.strip() and not line.strip().startswith("#")
+            ]
+    raise AssertionError(f"no function {function} in the solution")
+
+
+def _exercise(module: str, attr: str) -> Exercise:
+    return getattr(importlib.import_module(f"wsteach.exercises.{module}"), attr)
+
+
+def _id(case: tuple[str, str]) -> str:
+    return ".".join(case)
+
+
+# Every exercise
+
+
+def test_exercises_are_found():
+    """Discovery finds the exercise modules and their exercises."""
+    assert {"first_client", "echo_server", "disconnects"} <= set(_modules())
+    assert len(EXERCISES) >= 6
+
+
+@pytest.mark.parametrize("name", _modules())
+def test_module_exports_its_exercises(name):
+    """Each module exports its exercises in __all__, and has a notebook."""
+    module = importlib.import_module(f"wsteach.exercises.{name}")
+    exercises = {a for a, v in vars(module).items() if isinstance(v, Exercise)}
+    assert exercises <= set(module.__all__)
+    assert all(hasattr(module, public) for public in module.__all__)
+    assert module.__doc__
+    _notebook_for(name)
+
+
+def test_exercise_numbers_are_unique():
+    """No two exercises share a number."""
+    numbers = [_exercise(*case).number for case in EXERCISES]
+    assert len(numbers) == len(set(numbers))
+
+
+@pytest.mark.parametrize("case", EXERCISES, ids=_id)
+async def test_solution_passes(case):
+    """The solution's code, run with the notebook's imports, passes every scenario."""
+    module, attr = case
+    exercise = _exercise(module, attr)
+    namespace = _imports(_notebook_for(module))
+    exec(exercise.code, namespace)
+    results = await exercise.results(namespace[_function_name(exercise, attr)])
+    assert results
+    assert [r.status for r in results] == [PASSED] * len(results), results
+
+
+@pytest.mark.parametrize("case", EXERCISES, ids=_id)
+async def test_student_stub_is_not_attempted(case):
+    """The stub in the student notebook reports "not attempted yet" everywhere."""
+    module, attr = case
+    exercise = _exercise(module, attr)
+    student = STUDENTS / _notebook_for(module).name
+    assert student.exists(), (
+        f"{student.relative_to(ROOT)} is missing\nfix: make notebooks"
+    )
+    function = _function_name(exercise, attr)
+    namespace = _imports(student)
+    exec(_defining_cell(student, function), namespace)
+    results = await exercise.results(namespace[function])
+    assert [r.status for r in results] == [NOT_ATTEMPTED] * len(results), results
+
+
+@pytest.mark.parametrize("case", EXERCISES, ids=_id)
+def test_solution_is_in_solution_notebook_only(case):
+    """The solution is the notebook's code; the student notebook has none of its body."""
+    module, attr = case
+    exercise = _exercise(module, attr)
+    solution_path = _notebook_for(module)
+    function = _function_name(exercise, attr)
+    code = _normalize(exercise.code)
+
+    assert code in _normalize(_defining_cell(solution_path, function)), (
+        f"the solution of exercise {exercise.number} differs from the code in "
+        f"{solution_path.name}: make them the same"
+    )
+    check = re.compile(rf"\.{attr}\.check\({function}\)")
+    for path in (solution_path, STUDENTS / solution_path.name):
+        assert any(check.search(c.source) for c in _code_cells(path)), (
+            f"{path.name} never runs ex.{attr}.check({function})"
+        )
+
+    student = STUDENTS / solution_path.name
+    stub = _defining_cell(student, function)
+    leaked = [line for line in _body_lines(exercise.code, function) if line in stub]
+    assert leaked == [], f"solution lines in the student notebook: {leaked}"
+    everything = "\n".join(cell.source for cell in _code_cells(student))
+    assert code not in everything
+    assert "BEGIN SOLUTION" not in everything
+
+
+async def _wrong_handler(websocket):
+    async for _message in websocket:
+        await websocket.send("wrong answer")
+
+
+async def _wrong_client(url, *args):
+    return "wrong answer"
+
+
+@pytest.mark.parametrize("case", EXERCISES, ids=_id)
+async def test_wrong_answer_fails_without_raising(case, capsys):
+    """A wrong answer (not a stub) gets "failed" lines, and check() doesn't raise."""
+    exercise = _exercise(*case)
+    wrong = _wrong_handler if exercise.kind == "handler" else _wrong_client
+    await exercise.check(wrong)
+    out = capsys.readouterr().out
+    assert out.startswith(f"Exercise {exercise.number} · {exercise.title}\n")
+    assert "✗" in out and ": failed — " in out
+    assert "not attempted yet" not in out
+    assert "all passed" not in out
+
+
+@pytest.mark.parametrize("case", EXERCISES, ids=_id)
+def test_hints_and_solution(case, capsys):
+    """Each exercise has at least two hints and shows its solution."""
+    exercise = _exercise(*case)
+    assert len(exercise.hints) >= 2
+    exercise.hint()
+    exercise.hint(2)
+    exercise.solution()
+    out = capsys.readouterr().out
+    assert f"Hint 1 of {len(exercise.hints)}: {exercise.hints[0]}" in out
+    assert f"Hint 2 of {len(exercise.hints)}: {exercise.hints[1]}" in out
+    assert exercise.code in out
+
+
+# The machinery: wsteach.exercises._core
+
+
+async def _hi(run: Run) -> None:
+    async with wsteach.connect(run.url, name="checker") as client:
+        await client.send("hi")
+        expect(await client.recv(run.timeout), "hi", "reply")
+
+
+ECHO = Exercise(
+    "0.1",
+    "Echo",
+    scenarios=[("hi comes back", _hi)],
+    hints=["first", "second"],
+    solution="\nasync def f(websocket):\n    ...\n",
+)
+
+
+async def _stub(websocket):
+    """Send every message back.
+
+    A docstring and comments don't make a stub an answer.
+    """
+    # Your code here: echo
+    ...
+
+
+async def _pass(websocket):
+    pass
+
+
+async def _only_docstring(websocket):
+    """Nothing yet."""
+
+
+async def _returns_none(websocket):
+    return None
+
+
+async def _returns_value(websocket):
+    return 1
+
+
+async def _assigns(websocket):
+    x = 1  # noqa: F841
+
+
+async def _awaits(websocket):
+    await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize(
+    ("function", "stub"),
+    [
+        (_stub, True),
+        (_pass, True),
+        (_only_docstring, True),
+        (_returns_none, True),
+        (_returns_value, False),
+        (_assigns, False),
+        (_awaits, False),
+        (print, False),
+        ("not a function", False),
+    ],
+)
+def test_is_stub(function, stub):
+    """Only a body that does nothing but return None counts as a stub."""
+    assert is_stub(function) is stub
+
+
+async def test_passing_answer_prints_all_passed(capsys):
+    """A right answer gets a ✓ line per scenario and a well done."""
+    await ECHO.check(wsteach.echo)
+    assert capsys.readouterr().out == (
+        "Exercise 0.1 · Echo\n  ✓ hi comes back: passed\n  all passed: well done!\n"
+    )
+
+
+async def test_stub_with_docstring_and_comments_is_not_attempted():
+    """An untouched stub is "not attempted yet", naming the function to write."""
+    results = await ECHO.results(_stub)
+    assert results == [
+        Result(
+            "hi comes back",
+            NOT_ATTEMPTED,
+            "write the body of _stub, then run this cell again",
+        )
+    ]
+
+
+async def test_two_parameter_handler_is_reported():
+    """The video's (websocket, path) handler fails with the API change explained."""
+
+    async def echo(websocket, path):
+        await websocket.send(path)
+
+    (result,) = await ECHO.results(echo)
+    assert result.status == FAILED
+    assert "takes two parameters (websocket, path)" in result.detail
+    assert "\n" not in result.detail
+
+
+async def test_plain_function_is_reported():
+    """A handler written with def instead of async def fails with the fix."""
+
+    def echo(websocket):
+        pass
+
+    (result,) = await ECHO.results(echo)
+    assert result == Result(
+        "hi comes back", FAILED, "echo must be defined with 'async def'"
+    )
+
+
+async def test_not_a_function_is_reported(capsys):
+    """Passing something that isn't a function fails, and check() doesn't raise."""
+    await ECHO.check(42)
+    assert "check() needs your function itself, got int" in capsys.readouterr().out
+
+
+async def test_crashing_handler_is_reported():
+    """A handler that raises is reported as "your handler raised …"."""
+
+    async def crash(websocket):
+        async for _message in websocket:
+            raise ValueError("boom")
+
+    (result,) = await ECHO.results(crash)
+    assert result.status == FAILED
+    assert result.detail.startswith("your handler raised ValueError: boom (")
+    assert "1011" in result.detail
+
+
+async def test_crash_after_the_client_left_is_reported():
+    """A handler that raises only once its client has gone still fails."""
+
+    async def crash_at_the_end(websocket):
+        async for message in websocket:
+            await websocket.send(message)
+        raise RuntimeError("after the loop")
+
+    (result,) = await ECHO.results(crash_at_the_end)
+    assert result == Result(
+        "hi comes back", FAILED, "your handler raised RuntimeError: after the loop"
+    )
+
+
+async def test_scenario_errors_become_failed_lines():
+    """Timeouts, early closes and other errors in a scenario are failed lines."""
+
+    async def times_out(run: Run) -> None:
+        raise TimeoutError("waited too long\nsecond line")
+
+    async def closes(run: Run) -> None:
+        raise ConnectionClosedOK(Close(1000, ""), Close(1000, ""), True)
+
+    async def breaks(run: Run) -> None:
+        raise KeyError("x")
+
+    exercise = Exercise(
+        "0.2",
+        "Errors",
+        scenarios=[("timeout", times_out), ("closed", closes), ("error", breaks)],
+        hints=["h"],
+        solution="",
+    )
+    results = await exercise.results(wsteach.echo)
+    assert [r.detail for r in results] == [
+        "waited too long",
+        "the connection closed early (received 1000 (OK); then sent 1000 (OK))",
+        "KeyError: 'x'",
+    ]
+    assert all(r.status == FAILED for r in results)
+
+
+def test_mismatch_and_result_text():
+    """Failures say what was expected and what arrived."""
+    with pytest.raises(Mismatch) as info:
+        expect("b", "a", "reply")
+    assert str(info.value) == "reply: expected 'a', received 'b'"
+    assert str(Mismatch(1, 2)) == "expected 1, received 2"
+    expect([1], [1])
+    assert str(Result("s", PASSED)) == "✓ s: passed"
+    assert str(Result("s", FAILED, "why")) == "✗ s: failed — why"
+    assert str(Result("s", NOT_ATTEMPTED)) == "· s: not attempted yet"
+
+
+def test_hint_out_of_range(capsys):
+    """Asking for a hint that doesn't exist says which ones do."""
+    ECHO.hint(0)
+    ECHO.hint(3)
+    message = "exercise 0.1 has hints 1 to 2; solution() shows the answer\n"
+    assert capsys.readouterr().out == message * 2
+    assert repr(ECHO) == "<Exercise 0.1 · Echo>"
+
+
+def test_client_exercise_needs_a_reference():
+    """A client exercise without a reference server is a programming error."""
+    with pytest.raises(ValueError, match="a client exercise needs a reference server"):
+        Exercise("0.3", "Client", scenarios=[], hints=[], solution="", kind="client")
+
+
+def test_solution_prints_outside_ipython(capsys):
+    """Outside IPython, solution() prints a title and the code."""
+    ECHO.solution()
+    assert capsys.readouterr().out == (
+        "Solution to exercise 0.1 · Echo\n\nasync def f(websocket):\n    ...\n"
+    )
+
+
+def test_solution_displays_markdown_in_ipython(monkeypatch):
+    """In IPython, solution() displays the code as a Markdown code block."""
+    shown = []
+    monkeypatch.setattr(IPython, "get_ipython", lambda: object())
+    monkeypatch.setattr(IPython.display, "display", shown.append)
+    ECHO.solution()
+    (markdown,) = shown
+    assert markdown.data == textwrap.dedent(
+        """\
+        **Solution to exercise 0.1 · Echo**
+
+        ```python
+        async def f(websocket):
+            ...
+        ```"""
+    )
