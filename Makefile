@@ -51,5 +51,9 @@ notebooks-test: $(TEST_STAMP)
 notebooks: $(TEST_STAMP)
 	$(BIN)/python tools/make_notebooks.py
 
+## make bench: wsteach against plain websockets, one table (about 2 minutes)
+bench: $(TEST_STAMP)
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage

@@ -1,0 +1,240 @@
+"""Tests for wsteach.measure: the fan-out and slow-reader measurements.
+
+Sizes are tiny and nothing here asserts a timing threshold: the tests check
+that every message is delivered and counted, and that a stalled reader stops
+the video's loop but not ``broadcast``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+from websockets.asyncio.server import ServerConnection
+
+from wsteach import measure
+
+# Enough data to fill a stalled client's buffers several times over (about
+# 1.6 MB fills them on loopback here), in few messages.
+STALL = {"messages": 150, "payload": 64 * 1024}
+
+
+@pytest.mark.parametrize("kind", measure.KINDS)
+async def test_fanout_delivers_every_message_once(kind: str) -> None:
+    """Each receiver gets each message once, and each delivery has a latency ≥ 0."""
+    result = await measure.fanout(kind, receivers=3, messages=5, separate_process=False)
+    assert result.kind == kind
+    assert (result.sent, result.expected, result.delivered) == (5, 15, 15)
+    assert all(latency >= 0 for latency in result.latencies)
+    assert result.stalled_after is None
+    assert 0 <= result.p50 <= result.p99 < math.inf
+    # In-process, server and client CPU can't be told apart.
+    assert result.server_cpu is None
+    assert result.cpu_per_recipient_us is None
+    assert "15/15 delivered" in str(result)
+
+
+async def test_fanout_in_a_separate_process_reports_server_cpu() -> None:
+    """With the server in a child process, its CPU time gives a per-recipient cost."""
+    result = await measure.fanout("room", receivers=2, messages=5)
+    assert result.separate_process
+    assert result.delivered == result.expected == 10
+    assert result.server_cpu is not None and result.server_cpu > 0
+    assert result.cpu_per_recipient_us == pytest.approx(result.server_cpu / 10 * 1e6)
+    assert "µs per recipient" in str(result)
+
+
+async def test_stalled_reader_stops_the_video_loop() -> None:
+    """One client that stops reading stops the loop's deliveries to everyone."""
+    async with measure.running("loop", separate_process=False) as server:
+        result = await measure.run_fanout(
+            server, kind="loop", receivers=2, stalled=True, **STALL
+        )
+        # The run ended cleanly: the server has no clients left.
+        assert await server.connections() == 0
+    assert result.stalled_after is not None
+    assert result.stalled_after < STALL["messages"]
+    assert result.sent == result.stalled_after + 1
+    # Everything before the stuck message arrived, nothing after it did, and
+    # the stuck one reached at most the receivers ahead of the stalled client.
+    stuck = result.stalled_after
+    assert 2 * stuck <= result.delivered < 2 * (stuck + 1)
+    assert result.p99 == math.inf
+    assert "stuck after" in str(result)
+    assert "never" in str(result)
+
+
+@pytest.mark.parametrize("kind", ["room", "broadcast"])
+async def test_stalled_reader_does_not_stop_broadcast(kind: str) -> None:
+    """With broadcast, the readers get every message although one client stalls."""
+    result = await measure.fanout(
+        kind, receivers=2, stalled=True, separate_process=False, **STALL
+    )
+    assert result.stalled_after is None
+    assert result.delivered == result.expected == 2 * STALL["messages"]
+    assert result.p99 < math.inf
+
+
+async def test_stalled_cpu_counts_the_stalled_recipient() -> None:
+    """The server writes to the stalled client too: it counts as a recipient."""
+    result = await measure.fanout(
+        "broadcast", receivers=2, messages=4, stalled=True, payload=100
+    )
+    assert result.delivered == 8
+    assert result.server_cpu is not None
+    assert result.cpu_per_recipient_us == pytest.approx(
+        result.server_cpu / (4 * 3) * 1e6
+    )
+
+
+async def test_fanout_measures_your_own_handler() -> None:
+    """A notebook's own handler can be measured in-process, named after it."""
+    connected: set[ServerConnection] = set()
+
+    async def relay(websocket: ServerConnection) -> None:
+        connected.add(websocket)
+        try:
+            async for message in websocket:
+                for other in connected - {websocket}:
+                    await other.send(message)
+        finally:
+            connected.discard(websocket)
+
+    result = await measure.fanout(
+        relay, receivers=2, messages=3, separate_process=False
+    )
+    assert result.kind == "relay"
+    assert result.delivered == 6
+    with pytest.raises(TypeError, match="separate_process=False"):
+        await measure.fanout(relay, receivers=2, messages=3)
+
+
+async def test_bad_arguments_say_what_to_pass() -> None:
+    """An unknown server name or an empty fan-out is refused with a clear error."""
+    with pytest.raises(ValueError, match=r"unknown server 'chat'.*room"):
+        await measure.fanout("chat", separate_process=False)
+    with pytest.raises(ValueError, match="at least one receiver"):
+        await measure.fanout("room", receivers=0, separate_process=False)
+
+
+async def test_server_process_that_fails_to_start_is_reported() -> None:
+    """A child process that exits at once raises an error naming the server."""
+    server = measure.ServerProcess("chat")
+    with pytest.raises(RuntimeError, match="chat server process exited with status 1"):
+        await server.start()
+    await server.stop()  # Nothing left to stop: does nothing.
+
+
+async def test_server_process_answers_commands() -> None:
+    """The child answers cpu and connections, and None to a command it doesn't know."""
+    async with measure.running("broadcast") as server:
+        assert isinstance(server, measure.ServerProcess)
+        assert await server.cpu() > 0
+        assert await server.connections() == 0
+        assert await server.ask("dance") is None
+
+
+def test_percentiles_count_missing_deliveries_as_never() -> None:
+    """p50 and p99 use nearest rank; a missing delivery is infinitely late."""
+
+    def result(latencies: list[float], messages: int) -> measure.FanoutResult:
+        return measure.FanoutResult(
+            kind="loop",
+            receivers=1,
+            messages=messages,
+            sent=messages,
+            stalled=False,
+            payload=10,
+            latencies=latencies,
+            server_cpu=None,
+            wall=1.0,
+            stalled_after=None,
+            separate_process=False,
+        )
+
+    full = result([i / 1000 for i in range(1, 101)], 100)
+    assert full.p50 == pytest.approx(50)
+    assert full.p99 == pytest.approx(99)
+    assert full.percentile(100) == pytest.approx(100)
+    one_missing = result([i / 1000 for i in range(1, 100)], 100)
+    assert one_missing.p99 == pytest.approx(99)
+    assert one_missing.percentile(100) == math.inf
+    two_missing = result([i / 1000 for i in range(1, 99)], 100)
+    assert two_missing.p99 == math.inf
+    assert math.isnan(result([], 0).p50)
+    empty = result([], 3)
+    assert empty.p50 == math.inf
+    assert empty.cpu_per_recipient_us is None
+
+
+async def test_compare_table_and_plot() -> None:
+    """compare measures each server; the table and the plot show every run."""
+    results = await measure.compare(
+        ["broadcast", "loop"], receivers=[2, 3], messages=3, separate_process=False
+    )
+    assert [(r.kind, r.receivers, r.stalled) for r in results] == [
+        ("broadcast", 2, False),
+        ("broadcast", 3, False),
+        ("broadcast", 3, False),
+        ("broadcast", 3, True),
+        ("loop", 2, False),
+        ("loop", 3, False),
+        ("loop", 3, False),
+        ("loop", 3, True),
+    ]
+    assert all(r.delivered == r.expected for r in results[:-1])
+    assert results[-1].p99 == math.inf  # The loop, stalled: stuck.
+
+    text = measure.table(results)
+    assert len(text.splitlines()) == 1 + len(results)
+    assert "32 KiB" in text and "never" in text
+
+    figure = measure.plot(results)
+    left, right = figure.axes
+    assert [line.get_label() for line in left.get_lines()] == ["broadcast", "loop"]
+    # Two bars per server: all reading, one stalled; the loop's stalled one
+    # is marked "never".
+    assert len(right.patches) == 4
+    labels = [text.get_text() for text in right.texts]
+    assert labels[-1] == "never"
+    assert all(label != "never" for label in labels[:-1])
+
+
+async def test_echo_rate_against_each_echo_server() -> None:
+    """echo_rate counts round trips against plain serve and start, traced or not."""
+    for kind in measure.ECHO_KINDS:
+        async with measure.running(kind, separate_process=False) as server:
+            rate = await measure.echo_rate(server, clients=2, round_trips=5)
+            assert rate > 0
+            await measure._wait_for_connections(server, 0)
+
+
+async def test_idle_memory_counts_bytes_per_connection() -> None:
+    """Each idle connection costs the server some traced memory."""
+    per_connection = await measure.idle_memory("room", connections=10, warmup=2)
+    # A connection holds a protocol, buffers and a handler task: kilobytes.
+    assert per_connection > 1000
+
+
+LIGHT_IMPORT = """
+import json, sys
+import wsteach
+import wsteach.measure
+heavy = sorted(
+    name for name in sys.modules
+    if name.split(".")[0] in ("matplotlib", "IPython", "ipykernel")
+    or name.startswith("jupyter")
+)
+print(json.dumps(heavy))
+"""
+
+
+def test_import_wsteach_leaves_heavy_packages_alone() -> None:
+    """`import wsteach` (and wsteach.measure) loads no matplotlib, IPython or jupyter."""
+    out = subprocess.run(
+        [sys.executable, "-c", LIGHT_IMPORT], capture_output=True, text=True, check=True
+    ).stdout
+    assert json.loads(out) == []
