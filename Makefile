@@ -9,7 +9,7 @@ TEST_STAMP := $(VENV)/.installed-test
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: lab test lint unit notebooks-test notebooks bench clean
+.PHONY: lab test lint unit browser-test binder-venv binder-test binder-pin notebooks-test notebooks bench clean
 
 $(BIN)/python:
 	@$(PYTHON) tools/check_python.py
@@ -30,8 +30,8 @@ lab: $(LAB_STAMP)
 	$(BIN)/jupyter lab $(ROOT_FLAG) $(LAB_ARGS) \
 		$(shell [ -f notebooks/00-start-here.ipynb ] && echo notebooks/00-start-here.ipynb || echo notebooks)
 
-## make test: lint, unit and integration tests with coverage, then the notebooks
-test: lint unit notebooks-test
+## make test: lint, unit and integration tests with coverage, the notebooks, the Binder environment
+test: lint unit notebooks-test binder-test
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
@@ -55,5 +55,42 @@ notebooks: $(TEST_STAMP)
 bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
+## make browser-test: only the tests in Chromium and Jupyter (make test runs them too)
+browser-test: $(TEST_STAMP)
+	$(PYTEST) -m browser --durations=10 tests/browser
+
+# The Binder environment: the Python that binder/runtime.txt names (from pyenv,
+# else pythonX.Y on PATH), and binder/requirements.txt, in a venv made afresh.
+BINDER_VENV := .venv-binder
+BINDER_PY_VERSION := $(shell sed -n 's/^python-//p' binder/runtime.txt)
+BINDER_PYTHON ?= $(or $(lastword $(sort $(wildcard $(HOME)/.pyenv/versions/$(BINDER_PY_VERSION).*/bin/python))),$(shell command -v python$(BINDER_PY_VERSION)))
+STUDENT_NOTEBOOKS := $(wildcard notebooks/*.ipynb)
+NBVAL_SANITIZE := $(if $(wildcard tests/nbval_sanitize.cfg),--nbval-sanitize-with tests/nbval_sanitize.cfg)
+
+binder-venv:
+	@test -n "$(BINDER_PYTHON)" || { echo "no Python $(BINDER_PY_VERSION) found, which binder/runtime.txt asks for: install it (pyenv install $(BINDER_PY_VERSION)) or pass BINDER_PYTHON=/path/to/python$(BINDER_PY_VERSION)"; exit 1; }
+	rm -rf $(BINDER_VENV)
+	$(BINDER_PYTHON) -m venv $(BINDER_VENV)
+
+## make binder-test: install binder/requirements.txt in a fresh venv, run the student notebooks there
+binder-test: binder-venv
+	$(BINDER_VENV)/bin/python -m pip install --quiet -r binder/requirements.txt pytest nbval
+	$(BINDER_VENV)/bin/python -m pip check
+	$(BINDER_VENV)/bin/jupyter server extension list 2>&1 | grep -E "jupyter_server_proxy .*enabled"
+	$(BINDER_VENV)/bin/python -c "import wsteach.web; wsteach.web.page('chat.js')"
+ifneq ($(STUDENT_NOTEBOOKS),)
+	$(BINDER_VENV)/bin/python -m pytest -p no:cacheprovider -c /dev/null --rootdir=. \
+		--nbval-lax --nbval-cell-timeout=60 $(NBVAL_SANITIZE) $(STUDENT_NOTEBOOKS)
+else
+	@echo "binder-test: no student notebooks in notebooks/ yet (make notebooks makes them): the environment installed and checked, no notebook run"
+endif
+
+## make binder-pin: rewrite binder/requirements.txt from a clean install of this package
+binder-pin: binder-venv
+	$(BINDER_VENV)/bin/python -m pip install --quiet .
+	{ sed '/^# Everything it needs/q' binder/requirements.txt; \
+	  $(BINDER_VENV)/bin/python -m pip freeze --exclude wsteach; } > binder/requirements.txt.new
+	mv binder/requirements.txt.new binder/requirements.txt
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage
+	rm -rf $(VENV) $(BINDER_VENV) .pytest_cache .ruff_cache .coverage

@@ -227,3 +227,38 @@ def test_solution_notebook_is_executed_with_stable_ids(path):
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     unrun = [cell.id for cell in code if cell.execution_count is None]
     assert unrun == [], f"cells not executed: {unrun}\nfix: make notebooks"
+
+
+@pytest.mark.parametrize("path", SOLUTION_PATHS, ids=lambda path: path.stem)
+def test_solution_notebook_ends_with_key_points_and_stops_servers(path):
+    """The last cell holds the key points; the last code cell stops every server."""
+    cells = nbformat.read(path, as_version=4).cells
+    last = cells[-1]
+    assert last.cell_type == "markdown"
+    assert last.source.startswith("## Key points\n"), f"{path.name}: last cell"
+    code = [cell for cell in cells if cell.cell_type == "code"]
+    assert "await wsteach.stop_all()" in code[-1].source.splitlines(), (
+        f"{path.name}: the last code cell must stop the servers with "
+        "await wsteach.stop_all()"
+    )
+
+
+def test_handshake_and_fan_out_are_drawn():
+    """00 or 02 draws a Mermaid diagram in markdown, and 04 one too once it exists."""
+
+    def draws(name: str) -> bool:
+        path = SOLUTIONS / name
+        if not path.exists():
+            return False
+        return (
+            any(
+                "```mermaid" in cell.source
+                for cell in nbformat.read(path, as_version=4).cells
+                if cell.cell_type == "markdown"
+            )
+            or "```mermaid" in path.read_text()
+        )
+
+    assert draws("00-start-here.ipynb") or draws("02-echo-server.ipynb")
+    if (SOLUTIONS / "04-broadcast.ipynb").exists():
+        assert draws("04-broadcast.ipynb")

@@ -2,45 +2,123 @@
 
 :func:`serve_page` is a ``process_request`` hook for
 :func:`websockets.asyncio.server.serve`: a plain HTTP GET (no ``Upgrade:
-websocket`` header) gets the page; a WebSocket handshake goes on as usual. The
-page builds its WebSocket URL from its own address, so it works both at
-``http://localhost:7890/`` and behind jupyter-server-proxy at ``…/proxy/7890/``.
+websocket`` header) gets the page, ``chat.html``, or its script, ``chat.js``; a
+WebSocket handshake goes on as usual. The page builds its WebSocket URL from its
+own address, so it works both at ``http://localhost:7890/`` and behind
+jupyter-server-proxy at ``…/proxy/7890/``.
+
+:func:`proxy_url` says where the browser finds a server of this kernel through
+jupyter-server-proxy, locally and on Binder.
 """
 
 from __future__ import annotations
 
+import email.utils
 import functools
+import json
+import os
 from http import HTTPStatus
 from importlib import resources
 
 from websockets.asyncio.server import ServerConnection
+from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-__all__ = ["page", "serve_page"]
+__all__ = ["FILES", "jupyter_base_url", "page", "proxy_url", "serve_page"]
+
+FILES = {
+    "/": ("chat.html", "text/html; charset=utf-8"),
+    "/index.html": ("chat.html", "text/html; charset=utf-8"),
+    "/chat.js": ("chat.js", "text/javascript; charset=utf-8"),
+}
+"""What :func:`serve_page` answers to a GET: path → (file, content type)."""
+
+# The page runs only its own script and talks only to its own server. Inline
+# scripts are refused, so even if text got into the page as HTML, it couldn't run.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; "
+    "connect-src 'self' ws: wss:; base-uri 'none'; form-action 'none'"
+)
 
 
 @functools.cache
-def page() -> bytes:
-    """Return the chat page's HTML."""
-    return resources.files(__package__).joinpath("chat.html").read_bytes()
+def page(name: str = "chat.html") -> bytes:
+    """Return one of the page's files, ``chat.html`` or ``chat.js``, as bytes."""
+    return resources.files(__package__).joinpath(name).read_bytes()
 
 
 def serve_page(connection: ServerConnection, request: Request) -> Response | None:
-    """Answer plain HTTP GET requests with the chat page; let WebSockets through."""
+    """Answer plain HTTP GET requests with the chat page; let WebSockets through.
+
+    ``/`` and ``/index.html`` get the page, ``/chat.js`` its script, anything
+    else 404. The query string is ignored, so ``/?token=…`` (how Jupyter passes
+    its token) gets the page too.
+    """
     if request.headers.get("Upgrade", "").lower() == "websocket":
         return None
     path = request.path.split("?", 1)[0]
-    if path not in ("/", "/index.html"):
+    if path not in FILES:
         return connection.respond(
-            HTTPStatus.NOT_FOUND, "not found: the chat page is at /\n"
+            HTTPStatus.NOT_FOUND, f"not found: {path}\nthe chat page is at /\n"
         )
-    response = connection.respond(HTTPStatus.OK, "")
-    response.body = page()
-    response.headers["Content-Type"] = "text/html; charset=utf-8"
-    response.headers["Content-Length"] = str(len(response.body))
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-        "connect-src 'self' ws: wss:"
+    name, content_type = FILES[path]
+    body = page(name)
+    headers = Headers(
+        [
+            ("Date", email.utils.formatdate(usegmt=True)),
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+            ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+            ("X-Content-Type-Options", "nosniff"),
+            ("Connection", "close"),
+        ]
     )
-    return response
+    return Response(HTTPStatus.OK.value, HTTPStatus.OK.phrase, headers, body)
+
+
+def jupyter_base_url() -> str:
+    """Return the base URL of the Jupyter server this kernel belongs to.
+
+    In order:
+
+    - ``JUPYTERHUB_SERVICE_PREFIX``, which JupyterHub (and so Binder) sets for
+      the single-user server and its kernels, such as ``/user/alice/``;
+    - the ``base_url`` in the ``jpserver-<pid>.json`` file that the Jupyter
+      server which started this kernel wrote in the Jupyter runtime directory
+      (its pid comes from ``JPY_PARENT_PID``, which jupyter_client sets for the
+      kernel, else from the parent process);
+    - ``/``, Jupyter's default, when neither is there (a plain Python process,
+      or nbclient running a notebook without a Jupyter server).
+
+    Always ends with ``/``.
+    """
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
+    if prefix:
+        return prefix if prefix.endswith("/") else prefix + "/"
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    pid = os.environ.get("JPY_PARENT_PID") or str(os.getppid())
+    info_file = os.path.join(jupyter_runtime_dir(), f"jpserver-{pid}.json")
+    try:
+        with open(info_file, encoding="utf-8") as file:
+            base_url = json.load(file).get("base_url") or "/"
+    except (OSError, ValueError, AttributeError):
+        return "/"
+    return base_url if base_url.endswith("/") else base_url + "/"
+
+
+def proxy_url(port: int) -> str:
+    """Return the path where the browser reaches ``port`` through Jupyter.
+
+    jupyter-server-proxy, installed with the kit, forwards
+    ``{base_url}proxy/{port}/…`` on the Jupyter server to ``localhost:{port}``,
+    WebSockets included. On Binder that is the only way in: the browser can
+    reach the Jupyter server, and nothing else in the container.
+
+    The result is a path such as ``/proxy/7890/`` or
+    ``/user/alice/proxy/7890/``, not a full URL: the browser resolves it
+    against the JupyterLab page, whatever its host, port and scheme. See
+    :func:`jupyter_base_url` for where the base URL comes from.
+    """
+    return f"{jupyter_base_url()}proxy/{port}/"

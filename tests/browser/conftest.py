@@ -1,0 +1,192 @@
+"""Fixtures for tests in a real browser: the system Chromium and a Jupyter server.
+
+Chromium is Debian's package (``apt-get install -y chromium``), driven by
+Playwright's Python package. Playwright never downloads a browser here: it
+launches ``/usr/bin/chromium`` with the flags below. A missing Chromium fails
+the tests; it never skips them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import pytest
+from playwright.async_api import Browser, async_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+TIMEOUT_FACTOR = float(os.environ.get("WSTEACH_TIMEOUT_FACTOR", "1"))
+
+
+def timeout_ms(seconds: float) -> float:
+    """Milliseconds for Playwright, scaled by ``WSTEACH_TIMEOUT_FACTOR``."""
+    return seconds * 1000 * TIMEOUT_FACTOR
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """The system Chromium, headless, closed after the test."""
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(
+            f"chromium is missing: {CHROMIUM} does not exist\n"
+            "install it with: apt-get update && apt-get install -y chromium "
+            "(.ci/run does this; never use 'playwright install')"
+        )
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@dataclass
+class Jupyter:
+    """A running ``jupyter server`` with JupyterLab and jupyter-server-proxy."""
+
+    url: str  # http://127.0.0.1:PORT/BASE/, ending with /
+    base_url: str  # /BASE/
+    token: str
+    root_dir: Path
+    runtime_dir: Path
+
+    def api(self, method: str, path: str) -> dict[str, object]:
+        """Call the Jupyter REST API and return the decoded JSON answer."""
+        request = urllib.request.Request(
+            self.url + path,
+            method=method,
+            headers={"Authorization": f"token {self.token}"},
+            data=b"{}" if method == "POST" else None,
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = response.read()
+        return json.loads(body) if body else {}
+
+
+def free_port() -> int:
+    """Return a TCP port that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def jupyter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jupyter]:
+    """``jupyter server`` on a free port, a non-root base URL and a token.
+
+    Config, data and runtime directories are fresh, so no setting of this
+    machine's user leaks in; the kernels it starts inherit the runtime
+    directory, where ``wsteach.web.proxy_url`` finds the server's info file.
+    """
+    home = tmp_path_factory.mktemp("jupyter")
+    root_dir = home / "root"
+    runtime_dir = home / "runtime"
+    root_dir.mkdir()
+    port = free_port()
+    token = secrets.token_hex(16)
+    base_url = "/jupyter/"
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(home / "config"),
+        "JUPYTER_RUNTIME_DIR": str(runtime_dir),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("JUPYTERHUB_SERVICE_PREFIX", None)
+    # No "Would you like to get notified about official Jupyter news?" toast,
+    # and no request for the news feed.
+    notification = home / "config/lab/user-settings/@jupyterlab/apputils-extension"
+    notification.mkdir(parents=True)
+    (notification / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
+    log = (home / "server.log").open("wb")
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("jupyter")),
+            "server",
+            "--no-browser",
+            "--allow-root",
+            f"--ServerApp.port={port}",
+            "--ServerApp.port_retries=0",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.base_url={base_url}",
+            f"--ServerApp.root_dir={root_dir}",
+            f"--IdentityProvider.token={token}",
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    server = Jupyter(
+        f"http://127.0.0.1:{port}{base_url}", base_url, token, root_dir, runtime_dir
+    )
+    try:
+        deadline = time.monotonic() + 60 * TIMEOUT_FACTOR
+        while True:
+            try:
+                server.api("GET", "api/status")
+                break
+            except (urllib.error.URLError, ConnectionError):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.flush()
+                    output = (home / "server.log").read_text(errors="replace")
+                    pytest.fail(f"jupyter server did not start:\n{output[-3000:]}")
+                time.sleep(0.2)
+        yield server
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    """``test-artifacts/`` at the repository root: screenshots kept after the run."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+def copy_notebook(source: Path, jupyter: Jupyter, port: int) -> str:
+    """Copy ``source`` into the Jupyter server's root; return its name there.
+
+    The lesson's port, 7890, becomes ``port`` in every code cell, so the test
+    never depends on 7890 being free.
+    """
+    notebook = nbformat.read(source, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.source = cell.source.replace("7890", str(port))
+    nbformat.write(notebook, jupyter.root_dir / source.name)
+    return source.name

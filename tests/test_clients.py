@@ -1,0 +1,140 @@
+"""connect / crowd / Client: background reading, ordered .received, clear errors."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+from websockets.exceptions import ConnectionClosedOK
+
+import wsteach
+from wsteach.trace import NAME_HEADER
+
+
+async def test_received_keeps_everything_in_order():
+    """Messages arrive in .received in order even when nobody calls recv."""
+    server = await wsteach.start(wsteach.echo, port=0)
+    async with wsteach.connect(server.url) as client:
+        for n in range(1000):
+            await client.send(str(n))
+        assert [await client.recv() for _ in range(1000)] == [
+            str(n) for n in range(1000)
+        ]
+        assert client.received == [str(n) for n in range(1000)]
+
+
+async def test_binary_and_text_round_trip():
+    """echo sends text back as text and bytes back as bytes."""
+    server = await wsteach.start(wsteach.echo, port=0)
+    async with wsteach.connect(server.url) as client:
+        await client.send(b"\x00\xff")
+        await client.send("é")
+        assert await client.recv() == b"\x00\xff"
+        assert await client.recv() == "é"
+
+
+async def test_recv_timeout_says_who_how_long_and_what_to_check():
+    """A recv that times out names the client, the wait and what to check."""
+
+    async def silent(websocket):
+        await websocket.wait_closed()
+
+    server = await wsteach.start(silent, port=0)
+    async with wsteach.connect(server.url, name="alice") as alice:
+        await alice.send("anyone?")
+        with pytest.raises(TimeoutError) as info:
+            await alice.recv(timeout=0.1)
+    message = str(info.value)
+    assert message.startswith(f"alice waited 0.1 s for a message from {server.url}")
+    assert "nothing received in all" in message
+    assert "await websocket.send(...)" in message
+
+
+async def test_recv_after_close_raises_connection_closed_with_note():
+    """Once closed and drained, recv raises websockets' ConnectionClosed with a note."""
+
+    async def once(websocket):
+        await websocket.send("only one")
+
+    server = await wsteach.start(once, port=0)
+    client = await wsteach.connect(server.url, name="bob")
+    assert await client.recv() == "only one"
+    with pytest.raises(ConnectionClosedOK) as info:
+        await client.recv(timeout=2)
+    assert "bob was waiting for a message, but the connection is closed" in str(
+        info.value.__notes__
+    )
+    assert client.closed and client.close_code == 1000
+
+
+async def test_name_travels_in_header():
+    """The client's name reaches the server in the X-Wsteach-Name header."""
+    names = []
+
+    async def record(websocket):
+        names.append(websocket.request.headers.get(NAME_HEADER))
+
+    server = await wsteach.start(record, port=0)
+    async with wsteach.connect(server.url, name="carol"):
+        pass
+    async with wsteach.connect(server.url, additional_headers={"X-Other": "1"}):
+        pass
+    await asyncio.sleep(0.05)
+    assert names == ["carol", None]
+
+
+async def test_connection_refused_says_what_to_do():
+    """Connecting where nothing listens says to start the server first."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for host in ("localhost", "127.0.0.1"):
+        url = f"ws://{host}:{port}"
+        with pytest.raises(ConnectionRefusedError) as info:
+            await wsteach.connect(url)
+        assert f"nothing is listening at {url}: is the server running?" in str(
+            info.value
+        )
+
+
+async def test_other_connect_errors_pass_through():
+    """Errors other than a refused connection are not disguised."""
+    with pytest.raises(OSError) as info:
+        await wsteach.connect("ws://name.invalid:1")
+    assert not isinstance(info.value, ConnectionRefusedError)
+
+
+async def test_crowd_connects_in_order_and_closes_all():
+    """crowd opens one client per name, in order, and closes them all."""
+    room = wsteach.Room()
+    server = await wsteach.start(room.handler, port=0)
+    async with wsteach.crowd(server.url, "alice", "bob", "carol") as clients:
+        alice, bob, carol = clients
+        assert [c.name for c in clients] == ["alice", "bob", "carol"]
+        await alice.send("hi")
+        assert await bob.recv() == "Someone said: hi"
+        assert await carol.recv() == "Someone said: hi"
+        assert repr(alice) == "<Client 'alice' · open · 0 received>"
+    assert all(c.closed for c in clients)
+    assert repr(alice) == "<Client 'alice' · closed · 0 received>"
+
+
+async def test_awaited_crowd_and_failed_crowd():
+    """Awaiting crowd returns the clients; a failure closes those already open."""
+    server = await wsteach.start(wsteach.echo, port=0)
+    first, second = await wsteach.crowd(server.url, "a", "b")
+    assert not first.closed and not second.closed
+    await first.close()
+    await second.close()
+    with pytest.raises(TypeError, match="at least one name"):
+        wsteach.crowd(server.url)
+
+
+async def test_wait_closed_timeout():
+    """wait_closed says so when the server keeps the connection open."""
+    server = await wsteach.start(wsteach.echo, port=0)
+    async with wsteach.connect(server.url, name="dave") as dave:
+        with pytest.raises(TimeoutError, match=r"dave waited 0\.05 s for the server"):
+            await dave.wait_closed(timeout=0.05)
+    assert dave.close_reason == ""
