@@ -7,6 +7,8 @@ Tools to make the video's broadcast loop fail on purpose, every time:
   ``await conn.send(...)`` has to wait.
 - :func:`load` is enough data to fill the buffers between the server and
   such a client (a few megabytes).
+- :func:`settled` waits until a client has stopped receiving for a moment:
+  after a load, that is when the server is as far as it will get.
 - :func:`report_crashes` prints, in one line each, the handler crashes that
   websockets logs as "connection handler failed" while its block runs.
 
@@ -41,6 +43,7 @@ __all__ = [
     "load",
     "relay",
     "report_crashes",
+    "settled",
     "stalled_client",
 ]
 
@@ -49,6 +52,23 @@ LOAD_MESSAGES = 100
 
 _LOAD_SIZE = 100_000  # Characters per message: LOAD_MESSAGES of them is 10 MB.
 _STALL_WAIT = 0.3 * TIMEOUT_FACTOR  # Time for the buffers to fill up.
+
+
+async def settled(client: Client, quiet: float = 0.2, timeout: float = 5.0) -> None:
+    """Wait until ``client`` has received nothing new for ``quiet`` seconds.
+
+    After sending :func:`load` to a room, this is the moment the server is as
+    far as it gets: every message was delivered, or a send is waiting for a
+    stalled client. On a busy machine it waits longer, rather than guess.
+    Gives up after ``timeout`` seconds (times ``WSTEACH_TIMEOUT_FACTOR``).
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout * TIMEOUT_FACTOR
+    count = -1
+    # Polling: the client's background reader fills client.received.
+    while count != len(client.received) and loop.time() < deadline:
+        count = len(client.received)
+        await asyncio.sleep(quiet * TIMEOUT_FACTOR)
 
 
 def load(count: int = LOAD_MESSAGES) -> list[str]:
@@ -201,12 +221,12 @@ async def _room(run: Run) -> None:
 
 
 async def _join_during_stall(run: Run) -> None:
-    async with crowd(run.url, "alice", "bob") as (alice, _):
+    async with crowd(run.url, "alice", "bob") as (alice, bob):
         sloth = await stalled_client(run.url)
         try:
             for message in load():
                 await alice.send(message)
-            await asyncio.sleep(_STALL_WAIT)
+            await settled(bob)
             async with connect(run.url, name="carol") as carol:
                 await asyncio.sleep(_STALL_WAIT)
                 sloth.resume()
@@ -224,7 +244,7 @@ async def _death_during_stall(run: Run) -> None:
         sloth = await stalled_client(run.url)
         for message in load():
             await alice.send(message)
-        await asyncio.sleep(_STALL_WAIT)
+        await settled(bob)
         sloth.kill()
         await asyncio.sleep(_STALL_WAIT)
         _still_connected(alice)
