@@ -51,6 +51,10 @@ notebooks-test: $(TEST_STAMP)
 notebooks: $(TEST_STAMP)
 	$(BIN)/python tools/make_notebooks.py
 
+## make bench: wsteach against plain websockets, one table (about 2 minutes)
+bench: $(TEST_STAMP)
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+
 ## make browser-test: only the tests in Chromium and Jupyter (make test runs them too)
 browser-test: $(TEST_STAMP)
 	$(PYTEST) -m browser --durations=10 tests/browser
