@@ -9,6 +9,7 @@ def test_public_names():
     """wsteach exports exactly the documented API."""
     assert set(wsteach.__all__) == {
         "Client",
+        "Limits",
         "PortInUseError",
         "Room",
         "Running",

@@ -19,12 +19,14 @@ happened on the wire::
 from __future__ import annotations
 
 from .clients import Client, connect, crowd
+from .limits import Limits
 from .notebook import PortInUseError, Running, running_servers, start, stop_all
 from .servers import Room, echo
 from .trace import Trace
 
 __all__ = [
     "Client",
+    "Limits",
     "PortInUseError",
     "Room",
     "Running",
