@@ -92,9 +92,5 @@ binder-pin: binder-venv
 	  $(BINDER_VENV)/bin/python -m pip freeze --exclude wsteach; } > binder/requirements.txt.new
 	mv binder/requirements.txt.new binder/requirements.txt
 
-## make bench: wsteach against plain websockets, one table (about 3 minutes)
-bench: $(TEST_STAMP)
-	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
-
 clean:
 	rm -rf $(VENV) $(BINDER_VENV) .pytest_cache .ruff_cache .coverage
