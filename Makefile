@@ -38,7 +38,7 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff format --check .
 
 unit: $(TEST_STAMP)
-	$(PYTEST) --cov=wsteach --cov-report=term --cov-fail-under=90 tests
+	$(PYTEST) --cov=wsteach --cov-report=term --cov-fail-under=95 tests
 
 NBVAL := --nbval-cell-timeout=60 -p no:cacheprovider -o testpaths=notebooks
 
