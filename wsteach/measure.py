@@ -729,24 +729,14 @@ async def run_fanout(
             times out, the run stops and the missing deliveries count as
             never arrived.
     """
-    group = _Group(
-        server,
-        kind=kind,
+    (result,) = await run_interleaved(
+        [(server, kind, stalled)],
         receivers=receivers,
         messages=messages,
-        stalled=stalled,
         payload=payload,
         wave_timeout=wave_timeout,
     )
-    await group.open()
-    await group.count_cpu()
-    for seq in range(messages):
-        await group.wave(seq)
-        if not group.going:
-            break
-    await group.count_cpu(stop=True)
-    await group.close()
-    return group.result()
+    return result
 
 
 async def run_interleaved(
