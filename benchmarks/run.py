@@ -4,7 +4,7 @@
 Every figure is measured in this run. Each wsteach figure has a baseline
 written with plain websockets and the same handler; the two are measured
 alternately, several rounds, and the table quotes medians. Servers run in
-child processes (:class:`wsteach.measure.ServerProcess`), clients in this one.
+child processes (:class:`wsteach.harness.ServerProcess`), clients in this one.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import harness  # benchmarks/harness.py, next to this file
 import websockets
 
 from wsteach import measure
@@ -97,20 +98,20 @@ async def bench_echo(table: Table, rounds: int) -> None:
         "1 client sequential": {"clients": 1, "round_trips": 600},
         "50 clients concurrent": {"clients": 50, "round_trips": 30},
     }
-    servers = {kind: measure.ServerProcess(kind) for kind in kinds}
+    servers = {kind: harness.ServerProcess(kind) for kind in kinds}
     await asyncio.gather(*(server.start() for server in servers.values()))
     rates: dict[tuple[str, str], list[float]] = {}
     cpus: dict[tuple[str, str], list[float]] = {}  # Server CPU µs per round trip.
     try:
         for workload, options in workloads.items():
             for kind in kinds:  # Warm up: first connections, caches.
-                await measure.echo_rate(
+                await harness.echo_rate(
                     servers[kind], **(options | {"round_trips": 20})
                 )
             for n in range(rounds):
                 for kind in rotate(kinds, n):
                     before = await servers[kind].cpu()
-                    rate = await measure.echo_rate(servers[kind], **options)
+                    rate = await harness.echo_rate(servers[kind], **options)
                     spent = await servers[kind].cpu() - before
                     trips = options["clients"] * options["round_trips"]
                     rates.setdefault((workload, kind), []).append(rate)
@@ -160,12 +161,12 @@ async def bench_fanout(
     stall_rounds: int,
 ) -> None:
     kinds = measure.KINDS
-    servers = {kind: measure.ServerProcess(kind) for kind in kinds}
+    servers = {kind: harness.ServerProcess(kind) for kind in kinds}
     await asyncio.gather(*(server.start() for server in servers.values()))
     runs: dict[Any, list[Any]] = {}
     try:
         for kind in kinds:  # Warm up.
-            await measure.run_fanout(
+            await harness.run_fanout(
                 servers[kind], kind=kind, receivers=10, messages=20
             )
         for receivers, messages in sizes.items():
@@ -180,8 +181,8 @@ async def bench_fanout(
                 for kind, result in zip(order, results, strict=True):
                     runs.setdefault((kind, receivers, False, 1024), []).append(result)
         # The stalled-reader pairs: a second server of each kind, the two
-        # measured wave by wave in alternation (see measure.run_stall_pair).
-        seconds = {kind: measure.ServerProcess(kind) for kind in kinds}
+        # measured wave by wave in alternation (see harness.run_stall_pair).
+        seconds = {kind: harness.ServerProcess(kind) for kind in kinds}
         await asyncio.gather(*(server.start() for server in seconds.values()))
         try:
             for receivers in stall_sizes:
@@ -190,7 +191,7 @@ async def bench_fanout(
                         # Swap the servers' roles every round.
                         pair = (servers[kind], seconds[kind])
                         reading, stalled = pair if n % 2 == 0 else pair[::-1]
-                        results = await measure.run_stall_pair(
+                        results = await harness.run_stall_pair(
                             reading,
                             stalled,
                             kind=kind,
@@ -251,8 +252,7 @@ async def bench_fanout(
         )
 
         def client(r: measure.FanoutResult) -> float:
-            assert r.client_cpu_per_delivery_us is not None
-            return r.client_cpu_per_delivery_us
+            return r.client_cpu / r.delivered * 1e6
 
         room, plain, loop = (figure(k, receivers, client) for k in kinds)
         table.add(
@@ -361,7 +361,7 @@ async def bench_memory(table: Table, rounds: int, connections: int) -> None:
     per: dict[str, list[float]] = {"room": [], "broadcast": []}
     for n in range(rounds):
         for kind in rotate(list(per), n):
-            per[kind].append(await measure.idle_memory(kind, connections=connections))
+            per[kind].append(await harness.idle_memory(kind, connections=connections))
     room, plain = median(per["room"]), median(per["broadcast"])
     table.add(
         f"memory per idle connection (tracemalloc, {connections} clients)",
@@ -462,7 +462,7 @@ def machine() -> str:
     except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
         pass
     return (
-        f"{cpu}, {measure.cpu_count()} cores{memory}; {platform.system()} "
+        f"{cpu}, {harness.cpu_count()} cores{memory}; {platform.system()} "
         f"{platform.release()}; Python {platform.python_version()}; "
         f"websockets {websockets.__version__}"
     )
@@ -482,7 +482,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
         choices=["echo", "fanout", "memory", "import", "notebooks"],
     )
     args = parser.parse_args(argv)
-    measure.raise_fd_limit()
+    harness.raise_fd_limit()
     rounds = 2 if args.quick else args.rounds
     fan_rounds = 2 if args.quick else 5
     stall_rounds = 2 if args.quick else 6

@@ -1,4 +1,4 @@
-"""Tests for wsteach.measure: the fan-out and slow-reader measurements.
+"""Tests for wsteach.measure: the fan-out and slow-reader measurements notebook 05 plots.
 
 Sizes are tiny and nothing here asserts a timing threshold: the tests check
 that every message is delivered and counted, and that a stalled reader stops
@@ -25,7 +25,7 @@ STALL = {"messages": 150, "payload": 64 * 1024}
 @pytest.mark.parametrize("kind", measure.KINDS)
 async def test_fanout_delivers_every_message_once(kind: str) -> None:
     """Each receiver gets each message once, and each delivery has a latency ≥ 0."""
-    result = await measure.fanout(kind, receivers=3, messages=5, separate_process=False)
+    result = await measure.fanout(kind, receivers=3, messages=5)
     assert result.kind == kind
     assert (result.sent, result.expected, result.delivered) == (5, 15, 15)
     assert all(latency >= 0 for latency in result.latencies)
@@ -37,22 +37,11 @@ async def test_fanout_delivers_every_message_once(kind: str) -> None:
     assert "15/15 delivered" in str(result)
 
 
-async def test_fanout_in_a_separate_process_reports_server_cpu() -> None:
-    """With the server in a child process, its CPU time gives a per-recipient cost."""
-    result = await measure.fanout("room", receivers=2, messages=5)
-    assert result.separate_process
-    assert result.delivered == result.expected == 10
-    assert result.server_cpu is not None and result.server_cpu > 0
-    assert result.client_cpu > 0
-    assert result.cpu_per_recipient_us == pytest.approx(result.server_cpu / 10 * 1e6)
-    assert "µs per recipient" in str(result)
-
-
 async def test_stalled_reader_stops_the_video_loop() -> None:
     """One client that stops reading stops the loop's deliveries to everyone."""
-    async with measure.running("loop", separate_process=False) as server:
-        result = await measure.run_fanout(
-            server, kind="loop", receivers=2, stalled=True, **STALL
+    async with measure.serving("loop") as server:
+        (result,) = await measure.run_interleaved(
+            [(server, "loop", True)], receivers=2, **STALL
         )
         # The run ended cleanly: the server has no clients left.
         assert await server.connections() == 0
@@ -71,24 +60,10 @@ async def test_stalled_reader_stops_the_video_loop() -> None:
 @pytest.mark.parametrize("kind", ["room", "broadcast"])
 async def test_stalled_reader_does_not_stop_broadcast(kind: str) -> None:
     """With broadcast, the readers get every message although one client stalls."""
-    result = await measure.fanout(
-        kind, receivers=2, stalled=True, separate_process=False, **STALL
-    )
+    result = await measure.fanout(kind, receivers=2, stalled=True, **STALL)
     assert result.stalled_after is None
     assert result.delivered == result.expected == 2 * STALL["messages"]
     assert result.p99 < math.inf
-
-
-async def test_stalled_cpu_counts_the_stalled_recipient() -> None:
-    """The server writes to the stalled client too: it counts as a recipient."""
-    result = await measure.fanout(
-        "broadcast", receivers=2, messages=4, stalled=True, payload=100
-    )
-    assert result.delivered == 8
-    assert result.server_cpu is not None
-    assert result.cpu_per_recipient_us == pytest.approx(
-        result.server_cpu / (4 * 3) * 1e6
-    )
 
 
 async def test_fanout_measures_your_own_handler() -> None:
@@ -104,38 +79,17 @@ async def test_fanout_measures_your_own_handler() -> None:
         finally:
             connected.discard(websocket)
 
-    result = await measure.fanout(
-        relay, receivers=2, messages=3, separate_process=False
-    )
+    result = await measure.fanout(relay, receivers=2, messages=3)
     assert result.kind == "relay"
     assert result.delivered == 6
-    with pytest.raises(TypeError, match="separate_process=False"):
-        await measure.fanout(relay, receivers=2, messages=3)
 
 
 async def test_bad_arguments_say_what_to_pass() -> None:
     """An unknown server name or an empty fan-out is refused with a clear error."""
     with pytest.raises(ValueError, match=r"unknown server 'chat'.*room"):
-        await measure.fanout("chat", separate_process=False)
+        await measure.fanout("chat")
     with pytest.raises(ValueError, match="at least one receiver"):
-        await measure.fanout("room", receivers=0, separate_process=False)
-
-
-async def test_server_process_that_fails_to_start_is_reported() -> None:
-    """A child process that exits at once raises an error naming the server."""
-    server = measure.ServerProcess("chat")
-    with pytest.raises(RuntimeError, match="chat server process exited with status 1"):
-        await server.start()
-    await server.stop()  # Nothing left to stop: does nothing.
-
-
-async def test_server_process_answers_commands() -> None:
-    """The child answers cpu and connections, and None to a command it doesn't know."""
-    async with measure.running("broadcast") as server:
-        assert isinstance(server, measure.ServerProcess)
-        assert await server.cpu() > 0
-        assert await server.connections() == 0
-        assert await server.ask("dance") is None
+        await measure.fanout("room", receivers=0)
 
 
 def test_percentiles_count_missing_deliveries_as_never() -> None:
@@ -154,7 +108,6 @@ def test_percentiles_count_missing_deliveries_as_never() -> None:
             client_cpu=0.5,
             wall=1.0,
             stalled_after=None,
-            separate_process=False,
         )
 
     full = result([i / 1000 for i in range(1, 101)], 100)
@@ -170,15 +123,12 @@ def test_percentiles_count_missing_deliveries_as_never() -> None:
     empty = result([], 3)
     assert empty.p50 == math.inf
     assert empty.cpu_per_recipient_us is None
-    assert empty.client_cpu_per_delivery_us is None
-    assert full.client_cpu_per_delivery_us == pytest.approx(5000)
+    assert not full.separate_process
 
 
 async def test_compare_table_and_plot() -> None:
     """compare measures each server; the table and the plot show every run."""
-    results = await measure.compare(
-        ["broadcast", "loop"], receivers=[2, 3], messages=3, separate_process=False
-    )
+    results = await measure.compare(["broadcast", "loop"], receivers=[2, 3], messages=3)
     assert [(r.kind, r.receivers, r.stalled) for r in results] == [
         ("broadcast", 2, False),
         ("broadcast", 3, False),
@@ -205,22 +155,6 @@ async def test_compare_table_and_plot() -> None:
     labels = [text.get_text() for text in right.texts]
     assert labels[-1] == "never"
     assert all(label != "never" for label in labels[:-1])
-
-
-async def test_echo_rate_against_each_echo_server() -> None:
-    """echo_rate counts round trips against plain serve and start, traced or not."""
-    for kind in measure.ECHO_KINDS:
-        async with measure.running(kind, separate_process=False) as server:
-            rate = await measure.echo_rate(server, clients=2, round_trips=5)
-            assert rate > 0
-            await measure._wait_for_connections(server, 0)
-
-
-async def test_idle_memory_counts_bytes_per_connection() -> None:
-    """Each idle connection costs the server some traced memory."""
-    per_connection = await measure.idle_memory("room", connections=10, warmup=2)
-    # A connection holds a protocol, buffers and a handler task: kilobytes.
-    assert per_connection > 1000
 
 
 LIGHT_IMPORT = """
