@@ -100,9 +100,13 @@ def _in_kernel() -> bool:
 def remember(*, port: int, host: str, url: str, name: str) -> Path | None:
     """Record a server of this process; return the record's path.
 
+    Stale records of the same port (a killed kernel's) are deleted on the way.
+
     Returns :obj:`None`, and logs why, when the runtime folder can't be
     written: the server runs anyway, only other kernels can't name it.
     """
+    # This process holds the port now: any other record of it is stale.
+    others(port)
     pid, started = _this_process()
     record = Record(
         port=port,
