@@ -8,11 +8,13 @@ Python does for a coroutine that is never awaited:
 * its repr says it has not run and shows the line to write instead;
 * reading an attribute a result would have (``server.url``) raises an
   :exc:`AttributeError` that says the same;
-* dropped without ever being awaited, it emits a :exc:`RuntimeWarning`, once.
+* dropped without ever being awaited, it emits a :exc:`RuntimeWarning`, once
+  per object, pointing at the line (the cell) that dropped it.
 """
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Generator
 from types import TracebackType
@@ -93,12 +95,25 @@ class Pending(Generic[T]):
         )
 
     def __del__(self) -> None:
-        if not self._used:
-            # stacklevel=2 points at the code that dropped it: in a notebook, the
-            # cell, so the warning shows under that cell, once per line.
-            warnings.warn(
-                f"{self._call()} was never awaited, so it is {self._not_done}; "
-                f"{self._advice()}",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+        if self._used:
+            return
+        message = (
+            f"{self._call()} was never awaited, so it is {self._not_done}; "
+            f"{self._advice()}"
+        )
+        try:
+            # The code that dropped it: in a notebook, the cell.
+            frame = sys._getframe(1)
+        except ValueError:  # pragma: no cover - dropped at interpreter exit
+            warnings.warn(message, RuntimeWarning, stacklevel=1)
+            return
+        # Without a registry, the warning shows every time, even when the same
+        # cell runs again (warnings.warn shows it once per line of code).
+        warnings.warn_explicit(
+            message,
+            RuntimeWarning,
+            frame.f_code.co_filename,
+            frame.f_lineno,
+            module=frame.f_globals.get("__name__"),
+            registry=None,
+        )
