@@ -427,3 +427,44 @@ async def test_own_sync_process_request_alone():
     async with wsteach.connect(server.url) as client:
         await client.send("x")
         assert await client.recv() == "Pong: x"
+
+
+async def test_running_is_its_own_context_manager():
+    """async with on an already started server stops it at the end of the block."""
+    server = await wsteach.start(pong, port=0)
+    async with server as same:
+        assert same is server and server.running
+    assert not server.running
+
+
+async def test_port_zero_everywhere_retries_a_port_taken_meanwhile(monkeypatch):
+    """If another program takes the probed port before the bind, start tries another."""
+    import wsteach.notebook as notebook
+
+    with socket.create_server(
+        ("", 0), family=socket.AF_INET6, dualstack_ipv6=True
+    ) as taken:
+        busy = taken.getsockname()[1]
+        free = notebook._free_port_everywhere()
+        ports = iter([busy, free])
+        monkeypatch.setattr(notebook, "_free_port_everywhere", lambda: next(ports))
+        server = await wsteach.start(pong, port=0, host="")
+    assert server.port == free
+
+
+async def test_localhost_without_ipv6_and_ipv4_taken(monkeypatch):
+    """No IPv6 and 127.0.0.1's port held: the IPv4 bind failure is explained."""
+    import wsteach.notebook as notebook
+
+    real_serve = notebook.serve
+
+    def no_ipv6(handler, host, port, **options):
+        if host == "localhost":
+            raise OSError(errno.EADDRNOTAVAIL, "cannot assign requested address")
+        return real_serve(handler, host, port, **options)
+
+    monkeypatch.setattr(notebook, "serve", no_ipv6)
+    with socket.create_server(("127.0.0.1", 0)) as other:
+        port = other.getsockname()[1]
+        with pytest.raises(wsteach.PortInUseError, match="another program"):
+            await wsteach.start(pong, port=port)

@@ -151,8 +151,8 @@ def _forget_mine() -> None:
 def _read(path: Path) -> Record | None:
     try:
         return Record(**json.loads(path.read_text(encoding="utf-8")))
-    except FileNotFoundError:
-        return None  # Removed while we listed the folder.
+    except FileNotFoundError:  # pragma: no cover - removed while we listed it
+        return None
     except (OSError, ValueError, TypeError):
         return None  # Unreadable or from another version: not a record.
 
