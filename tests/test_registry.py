@@ -468,3 +468,20 @@ async def test_killed_kernel_leaves_no_record_that_blocks(notebooks, jupyter, li
         f"[wsteach server 'echo' on ws://localhost:{port} · 0 clients]"
     )
     await second.run("await wsteach.stop_all()")
+
+
+async def test_shut_down_kernel_removes_its_record(notebooks, jupyter):
+    """Kernel → Shut Down Kernel (no stop() first) removes the record on exit."""
+    first, second = notebooks
+    port = free_port()
+    await first.run(f"server = await wsteach.start(wsteach.echo, port={port})")
+    [path] = records(jupyter.runtime_dir)
+    # What JupyterLab's Kernel → Shut Down Kernel sends.
+    await asyncio.to_thread(jupyter.api, "DELETE", f"api/kernels/{first.kernel_id}")
+    await wait_dead(first.pid)
+    assert not path.exists()
+    started = await second.run(
+        f"server = await wsteach.start(wsteach.echo, port={port})\nserver"
+    )
+    assert started == f"wsteach server 'echo' on ws://localhost:{port} · 0 clients"
+    await second.run("await wsteach.stop_all()")

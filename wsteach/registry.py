@@ -33,7 +33,7 @@ from pathlib import Path
 import psutil
 from jupyter_core.paths import jupyter_runtime_dir
 
-__all__ = ["Record", "forget", "holder", "others", "remember"]
+__all__ = ["Record", "folder", "forget", "holder", "is_live", "others", "remember"]
 
 logger = logging.getLogger(__name__)
 
