@@ -8,6 +8,7 @@ import errno
 import socket
 
 import pytest
+from kernel import Kernel
 from websockets.asyncio.client import connect as ws_connect
 from websockets.asyncio.server import serve as ws_serve
 
@@ -468,3 +469,46 @@ async def test_localhost_without_ipv6_and_ipv4_taken(monkeypatch):
         port = other.getsockname()[1]
         with pytest.raises(wsteach.PortInUseError, match="another program"):
             await wsteach.start(pong, port=port)
+
+
+async def test_kernel_interrupt_during_stop_then_stop_all(tmp_path):
+    """In a real kernel, Kernel → Interrupt during a stop leaves the server for stop_all."""
+    kernel = await Kernel.start(tmp_path)
+    try:
+        shown = await kernel.run(
+            "import asyncio, wsteach\n"
+            "async def stuck(websocket):\n"
+            "    await asyncio.Event().wait()\n"
+            "server = await wsteach.start(stuck, port=0, close_timeout=30)\n"
+            "client = await wsteach.connect(server.url)\n"
+            "server"
+        )
+        assert shown["result"].endswith("· 1 client")
+        port = int((await kernel.run("server.port"))["result"])
+        stopping = kernel.send("await server.stop()")
+        # Interrupt once the stop has begun: the server no longer listens.
+        async with asyncio.timeout(10):
+            while True:
+                try:
+                    _, writer = await asyncio.open_connection("127.0.0.1", port)
+                except ConnectionRefusedError:
+                    break
+                writer.close()
+                await asyncio.sleep(0.01)
+        await kernel.manager.interrupt_kernel()
+        # ipykernel handles SIGINT once its event loop wakes up; a waiting
+        # stop() wakes it only at its timeout. Any message wakes it, as
+        # JupyterLab's next request would.
+        kernel.client.kernel_info()
+        assert "CancelledError" in (await kernel.shown(stopping))["error"]
+        shown = await kernel.run("wsteach.running_servers()")
+        assert shown["result"].endswith(
+            "· stopping: await server.stop() or wsteach.stop_all() to finish]"
+        )
+        shown = await kernel.run(
+            "server.close_timeout = 0.2\nawait wsteach.stop_all()\nwsteach.running_servers()"
+        )
+        assert shown["result"] == "[]"
+        assert "1 handler(s) of server 'stuck' still running 0.2 s" in shown["stderr"]
+    finally:
+        await kernel.stop()

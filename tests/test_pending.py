@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
-import os
-import re
 import warnings
 from collections.abc import Callable
 
 import pytest
-from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_client.manager import AsyncKernelManager
+from kernel import Kernel
 
 import wsteach
-
-TIMEOUT_FACTOR = float(os.environ.get("WSTEACH_TIMEOUT_FACTOR", "1"))
-ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 async def pong(websocket):
@@ -171,37 +164,13 @@ async def test_awaited_or_entered_never_warns():
 
 async def test_jupyter_kernel_shows_the_warning(tmp_path):
     """In a real IPython kernel, a start(...) without await warns under its cell."""
-    manager = AsyncKernelManager(
-        kernel_name="python3", kernel_spec_manager=KernelSpecManager(kernel_dirs=[])
-    )
-    await manager.start_kernel(cwd=str(tmp_path))
-    client = manager.client()
-    client.start_channels()
+    kernel = await Kernel.start(tmp_path)
     try:
-        await client.wait_for_ready(timeout=60 * TIMEOUT_FACTOR)
-
-        async def run(code: str) -> dict[str, str]:
-            """Run a cell; return its stdout, stderr and result, as JupyterLab shows them."""
-            msg_id = client.execute(code)
-            shown = {"stdout": "", "stderr": "", "result": ""}
-            async with asyncio.timeout(30 * TIMEOUT_FACTOR):
-                while True:
-                    msg = await client.get_iopub_msg()
-                    if msg["parent_header"].get("msg_id") != msg_id:
-                        continue
-                    kind, content = msg["msg_type"], msg["content"]
-                    if kind == "stream":
-                        shown[content["name"]] += content["text"]
-                    elif kind == "execute_result":
-                        shown["result"] += content["data"]["text/plain"]
-                    elif kind == "error":
-                        shown["stderr"] += ANSI.sub("", "\n".join(content["traceback"]))
-                    elif kind == "status" and content["execution_state"] == "idle":
-                        return shown
-
-        await run("import wsteach")
+        await kernel.run("import wsteach")
         cell = "server = wsteach.start(wsteach.echo, port=7890)"
-        assert await run(cell) == {"stdout": "", "stderr": "", "result": ""}
+        assert await kernel.run(cell) == {
+            "stdout": "", "stderr": "", "result": "", "error": ""
+        }  # fmt: skip
         forgotten = (
             "RuntimeWarning: wsteach.start(echo, port=7890) was never awaited, so it "
             "is not started; did you forget await? write: server = await "
@@ -210,18 +179,17 @@ async def test_jupyter_kernel_shows_the_warning(tmp_path):
         # Running the cell again drops the first object: the warning shows under
         # the cell, each time.
         for _ in range(2):
-            shown = await run(cell)
+            shown = await kernel.run(cell)
             assert shown["stderr"].count(forgotten) == 1, shown
-        shown = await run("server")
+        shown = await kernel.run("server")
         assert shown["result"] == (
             "<wsteach.start(echo, port=7890): not started — did you forget await? "
             "write: server = await wsteach.start(echo, port=7890)>"
         )
-        attribute = await run("server.url")
+        shown = await kernel.run("server.url")
         assert (
             "AttributeError: wsteach.start(echo, port=7890) has no attribute 'url'"
-            in (attribute["stderr"])
+            in shown["error"]
         )
     finally:
-        client.stop_channels()
-        await manager.shutdown_kernel(now=True)
+        await kernel.stop()
