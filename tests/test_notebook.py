@@ -13,7 +13,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.asyncio.server import serve as ws_serve
 
 import wsteach
-from wsteach.notebook import Running, handler_tasks
+from wsteach.notebook import Running, _handler_tasks
 
 
 async def pong(websocket):
@@ -231,7 +231,7 @@ async def test_stop_cancels_a_handler_that_never_returns(caplog):
     """stop() returns within the close timeout and cancels a handler stuck forever."""
     server = await wsteach.start(stuck, port=0, close_timeout=0.5)
     client = await wsteach.connect(server.url)
-    [task] = handler_tasks(server.server)
+    [task] = _handler_tasks(server.server)
     loop = asyncio.get_running_loop()
     began = loop.time()
     with caplog.at_level("WARNING", logger="websockets.server"):
@@ -276,7 +276,7 @@ async def test_interrupted_stop_leaves_the_server_for_stop_all():
     server.close_timeout = 0.2
     await wsteach.stop_all()
     assert wsteach.running_servers() == []
-    assert not handler_tasks(server.server)
+    assert not _handler_tasks(server.server)
 
 
 async def test_stop_gives_up_on_a_handler_that_ignores_cancellation(caplog):
@@ -380,7 +380,7 @@ def test_websockets_still_keeps_handler_tasks():
 
     assert "self.handler_tasks" in inspect.getsource(Server.__init__), (
         "websockets' Server no longer has handler_tasks: Running.stop() can't "
-        "cancel handlers that outlive the close timeout; see notebook.handler_tasks"
+        "cancel handlers that outlive the close timeout; see notebook._handler_tasks"
     )
 
 

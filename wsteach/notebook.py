@@ -141,17 +141,18 @@ class Running:
         """
         self.server.close()
         if not await self._wait_closed(self.close_timeout):
-            stuck = [task for task in handler_tasks(self.server) if not task.done()]
-            self.server.logger.warning(
-                "%s handler(s) of server '%s' still running %s s after stop: "
-                "cancelling them (a handler returns by itself when it awaits "
-                "websocket.recv(), async for, or websocket.wait_closed())",
-                len(stuck),
-                self.name,
-                f"{self.close_timeout:g}",
-            )
-            for task in stuck:
-                task.cancel()
+            stuck = [task for task in _handler_tasks(self.server) if not task.done()]
+            if stuck:
+                self.server.logger.warning(
+                    "%s handler(s) of server '%s' still running %s s after stop: "
+                    "cancelling them (a handler returns by itself when it awaits "
+                    "websocket.recv(), async for, or websocket.wait_closed())",
+                    len(stuck),
+                    self.name,
+                    f"{self.close_timeout:g}",
+                )
+                for task in stuck:
+                    task.cancel()
             if not await self._wait_closed(min(1.0, self.close_timeout)):
                 self.server.logger.warning(
                     "a handler of server '%s' ignored its cancellation and still "
@@ -331,7 +332,7 @@ def _free_port_everywhere() -> int:
         return probe.getsockname()[1]
 
 
-def handler_tasks(server: Server) -> set[asyncio.Task[None]]:
+def _handler_tasks(server: Server) -> set[asyncio.Task[None]]:
     """The tasks running ``server``'s connection handlers right now.
 
     websockets keeps them in ``Server.handler_tasks``, an undocumented
