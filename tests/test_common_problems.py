@@ -332,6 +332,24 @@ async def _(ctx: Context) -> str:
     return normalize(again + taught + cli.stderr, port)
 
 
+@reproduces("port-held-by-another-kernel")
+async def _(ctx: Context) -> str:
+    # The first notebook: a kernel that jupyter_server started for
+    # 00-start-here.ipynb, which it names in JPY_SESSION_NAME.
+    notebook = ctx.tmp_path / "00-start-here.ipynb"
+    first = await Kernel.start(ctx.tmp_path, {"JPY_SESSION_NAME": str(notebook)})
+    try:
+        await first.run(SETUP)
+        port = int(await first.value("port = free_port()\nport"))
+        await first.run("server = await wsteach.start(wsteach.echo, port=port)")
+        seen = await ctx.kernel.run(
+            f"server = await wsteach.start(wsteach.echo, port={port})"
+        )
+    finally:
+        await first.stop()
+    return normalize(seen, port)
+
+
 @reproduces("connection-refused")
 async def _(ctx: Context) -> str:
     port = int(await ctx.kernel.value("port = free_port()\nport"))

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import socket
 
 import pytest
+from kernel import Kernel
 from websockets.asyncio.client import connect as ws_connect
 from websockets.asyncio.server import serve as ws_serve
 
 import wsteach
-from wsteach.notebook import Running
+from wsteach.notebook import Running, _handler_tasks
 
 
 async def pong(websocket):
@@ -218,3 +220,295 @@ async def test_ipv6_url_has_brackets():
     except OSError:
         pytest.fail("this machine has no IPv6 loopback; the test needs ::1")
     assert server.url == f"ws://[::1]:{server.port}"
+
+
+async def stuck(websocket):
+    """A handler that never returns, even after its client has gone."""
+    await asyncio.Event().wait()
+
+
+async def test_stop_cancels_a_handler_that_never_returns(caplog):
+    """stop() returns within the close timeout and cancels a handler stuck forever."""
+    server = await wsteach.start(stuck, port=0, close_timeout=0.5)
+    client = await wsteach.connect(server.url)
+    [task] = _handler_tasks(server.server)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    with caplog.at_level("WARNING", logger="websockets.server"):
+        await server.stop()
+    assert loop.time() - began < 0.5 + 0.5
+    assert task.cancelled()
+    assert wsteach.running_servers() == []
+    assert repr(server).endswith("· stopped")
+    assert (
+        "1 handler(s) of server 'stuck' still running 0.5 s after stop" in caplog.text
+    )
+    await client.wait_closed()
+    assert client.close_code == 1001
+
+
+async def test_rerun_with_a_stuck_handler_never_hangs():
+    """Re-running a start cell whose handler never returns replaces it within ~2 s."""
+    first = await wsteach.start(stuck, port=0)
+    await wsteach.connect(first.url)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    second = await wsteach.start(pong, port=first.port)
+    assert loop.time() - began < 2 + 0.5
+    assert wsteach.running_servers() == [second]
+
+
+async def test_interrupted_stop_leaves_the_server_for_stop_all():
+    """A stop interrupted before its handlers ended keeps the server in running_servers."""
+    server = await wsteach.start(stuck, port=0, close_timeout=5)
+    await wsteach.connect(server.url)
+    stopping = asyncio.create_task(server.stop())
+    async with asyncio.timeout(5):  # Until the stop has begun: the port is closed.
+        for _ in iter(lambda: server.running, False):
+            await asyncio.sleep(0.01)
+    stopping.cancel()  # What Kernel → Interrupt does to the cell's task.
+    with pytest.raises(asyncio.CancelledError):
+        await stopping
+    assert wsteach.running_servers() == [server]
+    assert "· stopping: await server.stop() or wsteach.stop_all() to finish" in repr(
+        server
+    )
+    server.close_timeout = 0.2
+    await wsteach.stop_all()
+    assert wsteach.running_servers() == []
+    assert not _handler_tasks(server.server)
+
+
+async def test_stop_gives_up_on_a_handler_that_ignores_cancellation(caplog):
+    """A handler that swallows its cancellation can't make stop() hang either."""
+    release = asyncio.Event()
+
+    async def stubborn(websocket):
+        while not release.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await release.wait()
+
+    server = await wsteach.start(stubborn, port=0, close_timeout=0.2)
+    await wsteach.connect(server.url)
+    with caplog.at_level("WARNING", logger="websockets.server"):
+        await server.stop()
+    assert "ignored its cancellation and still runs" in caplog.text
+    release.set()
+    await server.server.wait_closed()
+
+
+@pytest.mark.parametrize("host", ["", None])
+async def test_port_zero_on_every_interface_is_one_port(host):
+    """start(port=0) with host "" or None binds one port on IPv4 and IPv6."""
+    server = await wsteach.start(pong, port=0, host=host)
+    ports = {sock.getsockname()[1] for sock in server.server.sockets}
+    families = {sock.family for sock in server.server.sockets}
+    assert ports == {server.port}
+    assert families == {socket.AF_INET, socket.AF_INET6}
+    assert server.url == f"ws://localhost:{server.port}"
+    for url in (f"ws://127.0.0.1:{server.port}", f"ws://[::1]:{server.port}"):
+        async with wsteach.connect(url) as client:
+            await client.send("x")
+            assert await client.recv() == "Pong: x"
+
+
+async def test_own_logger_and_trace_both_get_records():
+    """With trace=True, the caller's logger= still gets its records, frames included."""
+    import logging
+
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record)
+
+    own = logging.getLogger("test_notebook.own")
+    own.setLevel(logging.DEBUG)
+    own.propagate = False
+    own.addHandler(Keep())
+    try:
+        server = await wsteach.start(pong, port=0, logger=own)
+        async with wsteach.connect(server.url, name="alice") as alice:
+            await alice.send("hi")
+            assert await alice.recv() == "Pong: hi"
+        await server.stop()
+    finally:
+        own.handlers.clear()
+    assert "alice   server  'hi'" in server.trace.table()
+    messages = [record.getMessage() for record in records]
+    assert f"server listening on 127.0.0.1:{server.port}" in messages
+    assert any(message.startswith("< TEXT 'hi'") for message in messages)
+
+
+async def test_own_logger_adapter_and_level_are_respected(caplog):
+    """A LoggerAdapter works as logger=, and its level decides what gets through."""
+    import logging
+
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record)
+
+    own = logging.getLogger("test_notebook.adapter")
+    own.setLevel(logging.WARNING)
+    own.propagate = False
+    own.addHandler(Keep())
+
+    async def broken(websocket):
+        await websocket.recv()
+        raise ValueError("boom")
+
+    try:
+        server = await wsteach.start(broken, port=0, logger=logging.LoggerAdapter(own))
+        with caplog.at_level(logging.DEBUG, logger="websockets.server"):
+            async with wsteach.connect(server.url) as client:
+                await client.send("x")
+                await client.wait_closed()
+            await server.stop()
+    finally:
+        own.handlers.clear()
+    assert [record.getMessage() for record in records] == ["connection handler failed"]
+    assert caplog.records == []  # Nothing went to websockets' default logger.
+
+
+def test_websockets_still_keeps_handler_tasks():
+    """websockets' undocumented Server.handler_tasks, which stop() cancels, exists."""
+    import inspect
+
+    from websockets.asyncio.server import Server
+
+    assert "self.handler_tasks" in inspect.getsource(Server.__init__), (
+        "websockets' Server no longer has handler_tasks: Running.stop() can't "
+        "cancel handlers that outlive the close timeout; see notebook._handler_tasks"
+    )
+
+
+async def test_own_process_request_runs_before_the_page():
+    """With web=True, the caller's process_request runs first, then the page hook."""
+    from http import HTTPStatus
+
+    seen = []
+
+    async def guard(connection, request):
+        seen.append(request.path)
+        if request.path == "/secret":
+            return connection.respond(HTTPStatus.FORBIDDEN, "no\n")
+        return None
+
+    server = await wsteach.start(pong, port=0, web=True, process_request=guard)
+    base = f"http://127.0.0.1:{server.port}"
+
+    def get(path):
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(base + path, timeout=5) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    status, body = await asyncio.to_thread(get, "/")
+    assert status == 200 and b"<html" in body.lower()
+    assert await asyncio.to_thread(get, "/secret") == (403, b"no\n")
+    async with wsteach.connect(server.url) as client:
+        await client.send("x")
+        assert await client.recv() == "Pong: x"
+    assert seen == ["/", "/secret", "/"]
+
+
+async def test_own_sync_process_request_alone():
+    """Without web=True, the caller's process_request is websockets' own, untouched."""
+
+    def guard(connection, request):
+        return None
+
+    server = await wsteach.start(pong, port=0, web=True, process_request=guard)
+    async with wsteach.connect(server.url) as client:
+        await client.send("x")
+        assert await client.recv() == "Pong: x"
+
+
+async def test_running_is_its_own_context_manager():
+    """async with on an already started server stops it at the end of the block."""
+    server = await wsteach.start(pong, port=0)
+    async with server as same:
+        assert same is server and server.running
+    assert not server.running
+
+
+async def test_port_zero_everywhere_retries_a_port_taken_meanwhile(monkeypatch):
+    """If another program takes the probed port before the bind, start tries another."""
+    import wsteach.notebook as notebook
+
+    with socket.create_server(
+        ("", 0), family=socket.AF_INET6, dualstack_ipv6=True
+    ) as taken:
+        busy = taken.getsockname()[1]
+        free = notebook._free_port_everywhere()
+        ports = iter([busy, free])
+        monkeypatch.setattr(notebook, "_free_port_everywhere", lambda: next(ports))
+        server = await wsteach.start(pong, port=0, host="")
+    assert server.port == free
+
+
+async def test_localhost_without_ipv6_and_ipv4_taken(monkeypatch):
+    """No IPv6 and 127.0.0.1's port held: the IPv4 bind failure is explained."""
+    import wsteach.notebook as notebook
+
+    real_serve = notebook.serve
+
+    def no_ipv6(handler, host, port, **options):
+        if host == "localhost":
+            raise OSError(errno.EADDRNOTAVAIL, "cannot assign requested address")
+        return real_serve(handler, host, port, **options)
+
+    monkeypatch.setattr(notebook, "serve", no_ipv6)
+    with socket.create_server(("127.0.0.1", 0)) as other:
+        port = other.getsockname()[1]
+        with pytest.raises(wsteach.PortInUseError, match="another program"):
+            await wsteach.start(pong, port=port)
+
+
+async def test_kernel_interrupt_during_stop_then_stop_all(tmp_path):
+    """In a real kernel, Kernel → Interrupt during a stop leaves the server for stop_all."""
+    kernel = await Kernel.start(tmp_path)
+    try:
+        shown = await kernel.run(
+            "import asyncio, wsteach\n"
+            "async def stuck(websocket):\n"
+            "    await asyncio.Event().wait()\n"
+            "server = await wsteach.start(stuck, port=0, close_timeout=30)\n"
+            "client = await wsteach.connect(server.url)\n"
+            "server"
+        )
+        assert shown["result"].endswith("· 1 client")
+        port = int((await kernel.run("server.port"))["result"])
+        stopping = kernel.send("await server.stop()")
+        # Interrupt once the stop has begun: the server no longer listens.
+        async with asyncio.timeout(10):
+            while True:
+                try:
+                    _, writer = await asyncio.open_connection("127.0.0.1", port)
+                except ConnectionRefusedError:
+                    break
+                writer.close()
+                await asyncio.sleep(0.01)
+        await kernel.manager.interrupt_kernel()
+        # ipykernel handles SIGINT once its event loop wakes up; a waiting
+        # stop() wakes it only at its timeout. Any message wakes it, as
+        # JupyterLab's next request would.
+        kernel.client.kernel_info()
+        assert "CancelledError" in (await kernel.shown(stopping))["error"]
+        shown = await kernel.run("wsteach.running_servers()")
+        assert shown["result"].endswith(
+            "· stopping: await server.stop() or wsteach.stop_all() to finish]"
+        )
+        shown = await kernel.run(
+            "server.close_timeout = 0.2\nawait wsteach.stop_all()\nwsteach.running_servers()"
+        )
+        assert shown["result"] == "[]"
+        assert "1 handler(s) of server 'stuck' still running 0.2 s" in shown["stderr"]
+    finally:
+        await kernel.stop()

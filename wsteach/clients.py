@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
-from collections.abc import Generator
 from types import TracebackType
 from typing import Any
 
@@ -23,6 +22,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Data
 
+from .pending import Pending
 from .trace import NAME_HEADER
 
 __all__ = ["Client", "connect", "crowd"]
@@ -185,7 +185,7 @@ async def _open(url: str, name: str | None, options: dict[str, Any]) -> Client:
     return Client(connection, name, url)
 
 
-class connect:
+class connect(Pending[Client]):
     """Connect a :class:`Client` to ``url``.
 
     Use it with ``await`` (close it yourself, or let the server's stop close it)
@@ -193,6 +193,9 @@ class connect:
 
         alice = await wsteach.connect(server.url, name="alice")
         async with wsteach.connect(server.url, name="bob") as bob: ...
+
+    Without ``await`` nothing connects: the object's repr says so, and Python
+    warns when it is dropped.
 
     Args:
         url: The server's address, e.g. ``ws://localhost:7890``.
@@ -203,30 +206,30 @@ class connect:
         ConnectionRefusedError: If no server listens at ``url``.
     """
 
+    _not_done = "not connected"
+
     def __init__(self, url: str, *, name: str | None = None, **connect_options: Any):
         self.url = url
         self.name = name
         self.options = connect_options
-        self._client: Client | None = None
+        self._result = name if name and name.isidentifier() else "client"
+        super().__init__()
 
-    def __await__(self) -> Generator[Any, None, Client]:
-        return _open(self.url, self.name, dict(self.options)).__await__()
+    def _call(self) -> str:
+        args = [repr(self.url)]
+        if self.name is not None:
+            args.append(f"name={self.name!r}")
+        args += [f"{key}={value!r}" for key, value in self.options.items()]
+        return f"wsteach.connect({', '.join(args)})"
 
-    async def __aenter__(self) -> Client:
-        self._client = await self
-        return self._client
+    async def _run(self) -> Client:
+        return await _open(self.url, self.name, dict(self.options))
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        assert self._client is not None
-        await self._client.close()
+    async def _undo(self, value: Client) -> None:
+        await value.close()
 
 
-class crowd:
+class crowd(Pending[tuple[Client, ...]]):
     """Connect one :class:`Client` per name, one after the other, in order.
 
     ::
@@ -237,15 +240,23 @@ class crowd:
     Awaiting it returns the tuple of clients instead; close them yourself.
     """
 
+    _not_done = "not connected"
+
     def __init__(self, url: str, *names: str, **connect_options: Any) -> None:
         if not names:
             raise TypeError("crowd needs at least one name: crowd(url, 'alice', 'bob')")
         self.url = url
         self.names = names
         self.options = connect_options
-        self._clients: tuple[Client, ...] = ()
+        self._result = ", ".join(n if n.isidentifier() else "_" for n in names)
+        super().__init__()
 
-    async def _open_all(self) -> tuple[Client, ...]:
+    def _call(self) -> str:
+        args = [repr(self.url), *map(repr, self.names)]
+        args += [f"{key}={value!r}" for key, value in self.options.items()]
+        return f"wsteach.crowd({', '.join(args)})"
+
+    async def _run(self) -> tuple[Client, ...]:
         clients: list[Client] = []
         try:
             for name in self.names:
@@ -255,19 +266,7 @@ class crowd:
             raise
         return tuple(clients)
 
-    def __await__(self) -> Generator[Any, None, tuple[Client, ...]]:
-        return self._open_all().__await__()
-
-    async def __aenter__(self) -> tuple[Client, ...]:
-        self._clients = await self._open_all()
-        return self._clients
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _undo(self, value: tuple[Client, ...]) -> None:
         # One after the other, so that a trace of the scenario reads the same every run.
-        for client in self._clients:
+        for client in value:
             await client.close()

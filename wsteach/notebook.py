@@ -8,20 +8,30 @@ A notebook already runs an asyncio event loop, so a server cell must not call
 
 Students re-run cells all the time. :func:`start` therefore closes a wsteach
 server of this process that already holds the port before it binds again, so a
-re-run never ends in "address already in use".
+re-run never ends in "address already in use", and :meth:`Running.stop` never
+waits longer than the close timeout for a handler that doesn't return. A port
+held by a wsteach server of another kernel gets an error that names that
+notebook (see :mod:`wsteach.registry`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import inspect
 import logging
-from collections.abc import Awaitable, Callable, Generator
-from types import TracebackType
+import socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
 
+from . import registry
 from ._handlers import check_handler, handler_name
+from .pending import Pending
+from .registry import Record
 from .trace import Trace
 
 __all__ = ["PortInUseError", "Running", "running_servers", "start", "stop_all"]
@@ -29,7 +39,16 @@ __all__ = ["PortInUseError", "Running", "running_servers", "start", "stop_all"]
 Handler = Callable[[ServerConnection], Awaitable[None]]
 
 # Servers started by this process, by port. Re-running a cell finds them here.
+# A server stays here until its handlers have ended, even when its stop() was
+# interrupted, so that stop_all() can finish the job.
 _running: dict[int, Running] = {}
+
+CLOSE_TIMEOUT = 2.0
+"""Seconds :meth:`Running.stop` waits for clients and handlers, unless
+``close_timeout`` says otherwise."""
+
+# Hosts that mean "every interface": a client on this machine uses localhost.
+_EVERYWHERE = ("", None)
 
 
 class PortInUseError(OSError):
@@ -45,21 +64,32 @@ class Running:
         port: The TCP port it listens on (the real one when you asked for 0).
         name: The handler's name, for display.
         trace: What happened on the wire, or :obj:`None` when tracing is off.
+        close_timeout: Seconds :meth:`stop` waits before it cancels handlers.
     """
 
     def __init__(
-        self, server: Server, host: str, port: int, name: str, trace: Trace | None
+        self,
+        server: Server,
+        host: str,
+        port: int,
+        name: str,
+        trace: Trace | None,
+        *,
+        close_timeout: float = CLOSE_TIMEOUT,
     ) -> None:
         self.server = server
         self.host = host
         self.port = port
         self.name = name
         self.trace = trace
+        self.close_timeout = close_timeout
+        self._record: Path | None = None
 
     @property
     def url(self) -> str:
         """The address clients connect to, such as ``ws://localhost:7890``."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        host = "localhost" if self.host in _EVERYWHERE else self.host
+        host = f"[{host}]" if ":" in host else host
         return f"ws://{host}:{self.port}"
 
     @property
@@ -75,7 +105,12 @@ class Running:
     def __repr__(self) -> str:
         count = len(self.connections)
         clients = "1 client" if count == 1 else f"{count} clients"
-        state = clients if self.running else "stopped"
+        if self.running:
+            state = clients
+        elif _running.get(self.port) is self:
+            state = "stopping: await server.stop() or wsteach.stop_all() to finish"
+        else:
+            state = "stopped"
         return f"wsteach server '{self.name}' on {self.url} · {state}"
 
     def show(self) -> None:
@@ -97,28 +132,59 @@ class Running:
     async def stop(self) -> None:
         """Close every connection with code 1001 (going away) and stop listening.
 
-        Calling it again does nothing.
+        Waits until every handler has returned, but no longer than
+        :attr:`close_timeout` seconds: then it cancels the handlers still
+        running (a handler that never awaits ``recv()`` or ``wait_closed()``
+        doesn't notice that its client left) and logs a warning that says which.
+        If the stop is interrupted, the server stays in :func:`running_servers`
+        and :func:`stop_all` finishes it. Calling it again does nothing.
         """
+        self.server.close()
+        if not await self._wait_closed(self.close_timeout):
+            stuck = [task for task in _handler_tasks(self.server) if not task.done()]
+            if stuck:
+                self.server.logger.warning(
+                    "%s handler(s) of server '%s' still running %s s after stop: "
+                    "cancelling them (a handler returns by itself when it awaits "
+                    "websocket.recv(), async for, or websocket.wait_closed())",
+                    len(stuck),
+                    self.name,
+                    f"{self.close_timeout:g}",
+                )
+                for task in stuck:
+                    task.cancel()
+            if not await self._wait_closed(min(1.0, self.close_timeout)):
+                self.server.logger.warning(
+                    "a handler of server '%s' ignored its cancellation and still "
+                    "runs; restart the kernel to end it",
+                    self.name,
+                )
         if _running.get(self.port) is self:
             del _running[self.port]
-        self.server.close()
-        await self.server.wait_closed()
+        registry.forget(self._record)
+        self._record = None
         if self.trace is not None:
             self.server.logger.removeHandler(self.trace)
+
+    async def _wait_closed(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the server to close; say whether it did."""
+        # asyncio.wait rather than asyncio.timeout: a timeout thrown into this
+        # coroutine would stop coverage from seeing the lines after the await.
+        waiter = asyncio.ensure_future(self.server.wait_closed())
+        try:
+            done, _ = await asyncio.wait({waiter}, timeout=timeout)
+        finally:
+            waiter.cancel()  # Does nothing if it is done.
+        return bool(done)
 
     async def __aenter__(self) -> Running:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
 
-class start:
+class start(Pending[Running]):
     """Start serving ``handler`` on ``host:port`` and return a :class:`Running`.
 
     Use it with ``await`` (the server keeps running after the cell ends) or with
@@ -127,29 +193,41 @@ class start:
         server = await wsteach.start(echo)
         async with wsteach.start(echo, port=0) as server: ...
 
+    Without ``await`` nothing starts: the object's repr says so, and Python
+    warns when it is dropped.
+
     Args:
         handler: An ``async def`` function taking one argument, the connection.
-        port: TCP port; 0 picks a free one. Starting on a port that a wsteach
-            server of this process holds stops that server first.
+        port: TCP port; 0 picks a free one (one port for every interface).
+            Starting on a port that a wsteach server of this process holds
+            stops that server first.
         host: Interface to listen on. ``"localhost"`` accepts connections from
-            this machine only; ``"0.0.0.0"`` from the whole network.
+            this machine only; ``"0.0.0.0"`` from the whole network (IPv4);
+            ``""`` or :obj:`None` from every interface.
         trace: Record connects, messages and closes for :meth:`Running.show`.
-            Costs a little per frame; turn it off for benchmarks.
-        web: Also answer plain HTTP GET requests with the chat page.
+            Costs a little per frame; turn it off for benchmarks. Your own
+            ``logger=`` still gets every record it would get without tracing.
+        web: Also answer plain HTTP GET requests with the chat page. Your own
+            ``process_request=`` runs first; when it returns :obj:`None`, the
+            page hook answers.
         serve_options: Passed to :func:`websockets.asyncio.server.serve`,
-            e.g. ``max_size`` or ``ping_interval``.
+            e.g. ``max_size``, ``ping_interval`` or ``close_timeout`` (2 s
+            here; also how long :meth:`Running.stop` waits for handlers).
 
     Raises:
         TypeError: If ``handler`` isn't an ``async def`` taking one argument.
-        PortInUseError: If another program holds the port.
+        PortInUseError: If another program, or another kernel, holds the port.
     """
+
+    _not_done = "not started"
+    _result = "server"
 
     def __init__(
         self,
         handler: Handler,
         *,
         port: int = 7890,
-        host: str = "localhost",
+        host: str | None = "localhost",
         trace: bool = True,
         web: bool = False,
         **serve_options: Any,
@@ -161,80 +239,160 @@ class start:
         self.trace = trace
         self.web = web
         self.serve_options = serve_options
-        self._running: Running | None = None
+        super().__init__()
 
-    def __await__(self) -> Generator[Any, None, Running]:
-        return self._start().__await__()
+    def _call(self) -> str:
+        args = [handler_name(self.handler), f"port={self.port!r}"]
+        if self.host != "localhost":
+            args.append(f"host={self.host!r}")
+        if not self.trace:
+            args.append("trace=False")
+        if self.web:
+            args.append("web=True")
+        args += [f"{key}={value!r}" for key, value in self.serve_options.items()]
+        return f"wsteach.start({', '.join(args)})"
 
-    async def __aenter__(self) -> Running:
-        self._running = await self._start()
-        return self._running
+    async def _undo(self, value: Running) -> None:
+        await value.stop()
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        assert self._running is not None
-        await self._running.stop()
-
-    async def _start(self) -> Running:
+    async def _run(self) -> Running:
         previous = _running.get(self.port)
         if previous is not None:
             await previous.stop()
 
-        options: dict[str, Any] = {"close_timeout": 2, **self.serve_options}
+        options: dict[str, Any] = {"close_timeout": CLOSE_TIMEOUT, **self.serve_options}
         trace = None
         if self.trace:
             trace = Trace()
-            options["logger"] = _trace_logger(trace)
+            options["logger"] = _trace_logger(trace, options.get("logger"))
         if self.web:
             from .web import serve_page
 
-            options.setdefault("process_request", serve_page)
+            options["process_request"] = _first_then(
+                options.get("process_request"), serve_page
+            )
+        server, host = await self._bind(self.handler, options)
 
+        port = server.sockets[0].getsockname()[1]
+        running = Running(
+            server,
+            "" if host is None else host,
+            port,
+            handler_name(self.handler),
+            trace,
+            close_timeout=options["close_timeout"] or 10 * CLOSE_TIMEOUT,
+        )
+        _running[port] = running
+        running._record = registry.remember(
+            port=port, host=running.host, url=running.url, name=running.name
+        )
+        return running
+
+    async def _bind(
+        self, handler: Handler, options: dict[str, Any]
+    ) -> tuple[Server, str | None]:
+        """Listen on ``self.host``; return the server and the host it really uses."""
         host = self.host
         if host == "localhost" and self.port == 0:
             # localhost is two interfaces (127.0.0.1 and ::1); port 0 would give
             # each a different free port. Pick one interface, one port.
             host = "127.0.0.1"
+        if host in _EVERYWHERE and self.port == 0:
+            # Every interface is at least two sockets (IPv4 and IPv6): port 0
+            # would give each its own port. Find one free on both, then bind it;
+            # another program may grab it in between, so try a few.
+            for attempt in range(3):
+                port = _free_port_everywhere()
+                try:
+                    return await serve(handler, None, port, **options), None
+                except OSError as exc:
+                    if exc.errno != errno.EADDRINUSE or attempt == 2:
+                        raise _explain(exc, port) from None
         try:
-            server = await serve(self.handler, host, self.port, **options)
+            return await serve(handler, host, self.port, **options), host
         except OSError as exc:
             if exc.errno == errno.EADDRNOTAVAIL and host == "localhost":
                 # No IPv6 on this machine (common in containers): IPv4 only.
                 host = "127.0.0.1"
-                server = await self._serve_or_explain(host, options)
-            else:
-                raise _explain(exc, self.port) from None
-
-        port = server.sockets[0].getsockname()[1]
-        running = Running(server, host, port, handler_name(self.handler), trace)
-        _running[port] = running
-        return running
-
-    async def _serve_or_explain(self, host: str, options: dict[str, Any]) -> Server:
-        try:
-            return await serve(self.handler, host, self.port, **options)
-        except OSError as exc:
+                try:
+                    return await serve(handler, host, self.port, **options), host
+                except OSError as again:
+                    raise _explain(again, self.port) from None
             raise _explain(exc, self.port) from None
 
 
-def _trace_logger(trace: Trace) -> logging.Logger:
-    """Make a logger that feeds ``trace`` and passes warnings on as usual.
+def _free_port_everywhere() -> int:
+    """A port free right now on every IPv4 and IPv6 interface."""
+    if socket.has_dualstack_ipv6():
+        family = socket.AF_INET6
+        probe = socket.create_server(("", 0), family=family, dualstack_ipv6=True)
+    else:  # pragma: no cover - this machine has IPv6
+        probe = socket.create_server(("", 0))
+    with probe:
+        return probe.getsockname()[1]
+
+
+def _handler_tasks(server: Server) -> set[asyncio.Task[None]]:
+    """The tasks running ``server``'s connection handlers right now.
+
+    websockets keeps them in ``Server.handler_tasks``, an undocumented
+    attribute (``tests/test_notebook.py`` checks it is still there). Wrapping
+    the handler to track them instead would add a wsteach line to every
+    traceback of a student's handler.
+    """
+    return server.handler_tasks
+
+
+ProcessRequest = Callable[
+    [ServerConnection, Request], Response | Awaitable[Response | None] | None
+]
+
+
+def _first_then(
+    first: ProcessRequest | None,
+    then: Callable[[ServerConnection, Request], Response | None],
+) -> ProcessRequest:
+    """A ``process_request`` hook: ``first`` (sync or async), then ``then``.
+
+    ``then`` answers only what ``first`` let through (returned :obj:`None`).
+    """
+    if first is None:
+        return then
+
+    async def both(connection: ServerConnection, request: Request) -> Response | None:
+        response = first(connection, request)
+        if inspect.isawaitable(response):
+            response = await response
+        if response is not None:
+            return response
+        return then(connection, request)
+
+    return both
+
+
+def _trace_logger(
+    trace: Trace, own: logging.Logger | logging.LoggerAdapter[Any] | None = None
+) -> logging.Logger:
+    """Make a logger that feeds ``trace`` and passes records on as usual.
 
     The logger is not registered with :func:`logging.getLogger`, so it goes
-    away with its server. Its DEBUG records (one per frame) go to the trace
-    only; records at the level the ``websockets.server`` logger lets through
-    (WARNING by default, e.g. "connection handler failed") reach its handlers.
+    away with its server. Its DEBUG records (one per frame) go to the trace;
+    without ``own``, records at the level the ``websockets.server`` logger lets
+    through (WARNING by default, e.g. "connection handler failed") reach its
+    handlers. With ``own`` (the caller's ``logger=``), every record its level
+    lets through, frames included, goes there instead.
     """
-    parent = logging.getLogger("websockets.server")
     logger = _TraceLogger("websockets.server")
     logger.setLevel(logging.DEBUG)
     logger.propagate = False
     logger.addHandler(trace)
-    logger.addHandler(_Forward(parent))
+    if own is None:
+        # Frames (DEBUG) are for the trace only: skipping them here is cheap.
+        logger.addHandler(
+            _Forward(logging.getLogger("websockets.server"), logging.INFO)
+        )
+    else:
+        logger.addHandler(_Forward(own, logging.NOTSET))
     return logger
 
 
@@ -255,37 +413,76 @@ class _TraceLogger(logging.Logger):
 class _Forward(logging.Handler):
     """Hand records on to ``parent`` if its effective level lets them through."""
 
-    def __init__(self, parent: logging.Logger) -> None:
-        # Frames (DEBUG) are for the trace only: skipping them here is cheap.
-        super().__init__(logging.INFO)
+    def __init__(
+        self, parent: logging.Logger | logging.LoggerAdapter[Any], level: int
+    ) -> None:
+        super().__init__(level)
         self.parent = parent
+        # A LoggerAdapter decides on levels, its logger has the handlers.
+        self.target: logging.Logger = getattr(parent, "logger", parent)
 
     def emit(self, record: logging.LogRecord) -> None:
         if self.parent.isEnabledFor(record.levelno):
-            self.parent.handle(record)
+            self.target.handle(record)
 
 
 def _explain(exc: OSError, port: int) -> OSError:
-    """Turn a bind failure into an error that says what to do."""
-    if exc.errno == errno.EADDRINUSE:
-        error = PortInUseError(
+    """Turn a bind failure into an error that says what to do.
+
+    A port held by a wsteach server of another kernel names that notebook.
+    """
+    if exc.errno != errno.EADDRINUSE:
+        return exc
+    other = registry.holder(port)
+    if other is not None:
+        message = (
+            f"port {port} is already in use by a wsteach server in {other.where}\n"
+            "fix: stop it there (await server.stop(), or await wsteach.stop_all(), "
+            "in that notebook), or shut that kernel down "
+            "(Kernel → Shut Down Kernel in that notebook), "
+            f"or pick another port here: start(handler, port={port + 1}), "
+            "or port=0 for any free port"
+        )
+        if not other.kernel:
+            message = (
+                f"port {port} is already in use by a wsteach server in {other.where}\n"
+                f"fix: stop that program (Ctrl+C where it runs, or kill {other.pid}), "
+                f"or pick another port here: start(handler, port={port + 1}), "
+                "or port=0 for any free port"
+            )
+    else:
+        message = (
             f"port {port} is already in use by another program "
             "(or by a server this kernel started without wsteach)\n"
             "fix: stop that program, restart the kernel, "
             f"or pick another port: start(handler, port={port + 1}), "
             "or port=0 for any free port"
         )
-        error.errno = exc.errno
-        return error
-    return exc
+    error = PortInUseError(message)
+    error.errno = exc.errno
+    return error
 
 
 async def stop_all() -> None:
-    """Stop every server that :func:`start` started in this process."""
+    """Stop every server that :func:`start` started in this process.
+
+    Servers whose stop was interrupted (Kernel → Interrupt) are stopped too.
+    """
     for running in list(_running.values()):
         await running.stop()
 
 
-def running_servers() -> list[Running]:
-    """Return the servers started by :func:`start` that are still running."""
-    return list(_running.values())
+def running_servers(*, everywhere: bool = False) -> list[Running | Record]:
+    """Return the servers started by :func:`start` that haven't stopped yet.
+
+    Args:
+        everywhere: Also list the wsteach servers of this user's other kernels
+            (and scripts), as :class:`~wsteach.registry.Record` objects whose
+            repr says where they run, e.g. ``wsteach server 'echo' on
+            ws://localhost:7890 · in another kernel: 00-start-here.ipynb (pid
+            1234)``. Stop those in their own notebook.
+    """
+    here: list[Running | Record] = list(_running.values())
+    if everywhere:
+        here += registry.others()
+    return here
