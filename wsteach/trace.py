@@ -105,7 +105,7 @@ class _Message:
         if len(self.head) < _HEAD:
             self.head += data[: _HEAD - len(self.head)]
         self.length += len(data)
-        if not self.binary:
+        if not self.binary and not data.isascii():  # isascii() is a fast check.
             self.continuation += len(data) - len(data.translate(None, _CONTINUATION))
 
     def text(self) -> str:
