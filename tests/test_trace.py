@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import re
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from rawws import KEY, Raw, close_frame, frame
 from websockets.frames import Frame, Opcode
@@ -260,6 +260,8 @@ events = st.lists(
 
 
 @given(st.text())
+@example("  ")
+@example("")
 def test_mermaid_text_property(text: str) -> None:
     """Any text is written plain, and Mermaid's decoding gives it back unchanged."""
     written = mermaid_text(text)

@@ -30,6 +30,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request
 from websockets.typing import Data
 
+from .internals import close_exc
+
 __all__ = ["NAME_HEADER", "Client", "client_name", "connect", "crowd", "encode_name"]
 
 NAME_HEADER = "X-Wsteach-Name"
@@ -126,7 +128,7 @@ class Client:
         )
 
     def _closed_error(self) -> ConnectionClosed:
-        error = self.connection.protocol.close_exc
+        error = close_exc(self.connection)
         error.add_note(
             f"{self.name} was waiting for a message, but the connection is closed "
             f"and all {len(self.received)} messages received were read already"

@@ -1,7 +1,8 @@
 """What happened on the wire, read from websockets' own debug logging.
 
 websockets logs every frame it reads (``"< %s"``) and writes (``"> %s"``) at the
-DEBUG level, and every record carries the connection in ``record.websocket``.
+DEBUG level, and every record carries the connection in ``record.websocket``:
+undocumented details, read through :mod:`wsteach.internals`.
 :class:`Trace` is a :class:`logging.Handler` that turns those records into a list
 of :class:`Event` objects. It never wraps or changes your handler: what it shows
 is what websockets really sent and received.
@@ -24,10 +25,17 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-from websockets.frames import Close, CloseCode, Frame, Opcode
+from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import State
 
 from .clients import NAME_HEADER, client_name
+from .internals import (
+    FRAME_RECEIVED,
+    FRAME_SENT,
+    STATE_CHANGED,
+    close_code_name,
+    log_connection,
+)
 
 __all__ = ["NAME_HEADER", "Event", "Trace", "mermaid_text"]
 
@@ -77,8 +85,9 @@ def describe_close(frame: Frame) -> str:
     except Exception:
         return f"close (invalid: {preview(bytes(frame.data))})"
     text = f"close {close.code}"
-    if close.code in CloseCode._value2member_map_:
-        text += f" ({CloseCode(close.code).name.replace('_', ' ').lower()})"
+    name = close_code_name(close.code)
+    if name is not None:
+        text += f" ({name})"
     if close.reason:
         text += f": {close.reason}"
     return text
@@ -141,7 +150,7 @@ class Trace(logging.Handler):
     # Building the trace from log records
 
     def emit(self, record: logging.LogRecord) -> None:
-        connection = getattr(record, "websocket", None)
+        connection = log_connection(record)
         if connection is None:
             return
         try:
@@ -151,7 +160,7 @@ class Trace(logging.Handler):
 
     def _read(self, record: logging.LogRecord, connection: Any) -> None:
         message = record.msg
-        if message == "= connection is %s":
+        if message == STATE_CHANGED:
             state = record.args[0] if record.args else None
             if state == State.OPEN.name:
                 label = self._label(connection)
@@ -170,10 +179,10 @@ class Trace(logging.Handler):
                 self._closing.discard(connection.id)
                 self._partial.pop((connection.id, "in"), None)
                 self._partial.pop((connection.id, "out"), None)
-        elif message in ("< %s", "> %s") and record.args:
+        elif message in (FRAME_RECEIVED, FRAME_SENT) and record.args:
             frame = record.args[0]
             if isinstance(frame, Frame):
-                self._frame(connection, frame, incoming=message == "< %s")
+                self._frame(connection, frame, incoming=message == FRAME_RECEIVED)
 
     def _label(self, connection: Any) -> str:
         label = self._labels.get(connection.id)
@@ -360,5 +369,5 @@ def mermaid_text(text: str) -> str:
         for char in text
     )
     start = len(written) - len(written.lstrip(" "))
-    end = len(written.rstrip(" "))
+    end = max(start, len(written.rstrip(" ")))
     return "#32;" * start + written[start:end] + "#32;" * (len(written) - end)
