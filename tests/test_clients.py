@@ -17,6 +17,7 @@ from websockets.http11 import Request
 import wsteach
 from wsteach.clients import (
     NAME_HEADER,
+    _errnos,
     client_name,
     encode_name,
     nothing_listening,
@@ -249,3 +250,18 @@ async def test_unreachable_host_is_not_called_nothing_listening():
         await wsteach.connect("ws://[2001:db8::1]:9", open_timeout=3)
     assert not isinstance(info.value, ConnectionRefusedError)
     assert "nothing is listening" not in str(info.value)
+
+
+async def test_errno_of_each_address_when_python_gives_none():
+    """Python 3.11's errno-less "Multiple exceptions" error is retried address by address."""
+    multiple = OSError("Multiple exceptions: [Errno 111] ..., [Errno 111] ...")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        assert await _errnos(multiple, f"ws://127.0.0.1:{port}") == [errno.ECONNREFUSED]
+        probe.listen()
+        assert await _errnos(multiple, f"ws://127.0.0.1:{port}") == [0]
+    assert await _errnos(multiple, "ws://name.invalid") == [None]
+    assert await _errnos(ConnectionRefusedError(errno.ECONNREFUSED, "x"), "ws://a") == [
+        errno.ECONNREFUSED
+    ]

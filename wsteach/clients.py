@@ -281,7 +281,7 @@ async def _errnos(exc: OSError, url: str) -> list[int | None]:
                 )
         except OSError as error:
             codes.append(error.errno)
-        except TimeoutError:
+        except TimeoutError:  # pragma: no cover - needs a host that never answers
             codes.append(errno.ETIMEDOUT)
         else:  # Listening now: a server that just started.
             writer.close()
