@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -19,6 +21,7 @@ from browser.conftest import browser  # noqa: F401 - the fixture, for the browse
 from playwright.async_api import Browser
 from serverproc import ServerProcess
 
+ROOT = Path(__file__).resolve().parents[1]
 WAIT = 10 * float(os.environ.get("WSTEACH_TIMEOUT_FACTOR", "1"))
 
 
@@ -198,3 +201,21 @@ async def test_four_kinds_of_clients_share_one_room(
         assert await cli.wait() == 0
     await asyncio.to_thread(sync.close)
     await page.close()
+
+
+def test_autobahn_without_python_27_says_what_it_needs(tmp_path) -> None:
+    """tools/autobahn.py on a machine without Python 2.7 exits 1 with one line saying how to give it one."""
+    env = {**os.environ, "PYTHON27": str(tmp_path / "python2.7"), "PATH": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "autobahn.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        "autobahn: the Autobahn|Testsuite needs Python 2.7, and none was found: "
+        "pass PYTHON27=/path/to/python2.7 (make autobahn PYTHON27=...)\n"
+    )
