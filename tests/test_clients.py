@@ -16,6 +16,7 @@ from websockets.http11 import Request
 
 import wsteach
 from wsteach.clients import (
+    _BIDI,
     NAME_HEADER,
     _errnos,
     client_name,
@@ -194,6 +195,7 @@ def named(*values: str) -> Request:
         (("caf\xe9",), "café"),  # ISO-8859-1 bytes that aren't UTF-8
         (("%FF%FE",), "%FF%FE"),  # escapes that aren't UTF-8: as they came
         (("a%0Ab%1B[31m",), "a\ufffdb\ufffd[31m"),
+        (("%E2%80%AEevil",), "\ufffdevil"),  # right-to-left override
         (("x" * 100,), "x" * 39 + "…"),
     ],
 )
@@ -213,7 +215,8 @@ def test_encoded_names_round_trip(name):
     value = encode_name(name)
     assert all(" " <= char <= "~" for char in value)
     cleaned = "".join(
-        "\ufffd" if unicodedata.category(c) in ("Cc", "Cs") else c for c in name
+        "\ufffd" if unicodedata.category(c) in ("Cc", "Cs") or c in _BIDI else c
+        for c in name
     ).strip()
     expected = cleaned[:39] + "…" if len(cleaned) > 40 else cleaned
     assert client_name(named(value)) == (expected or None)

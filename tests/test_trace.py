@@ -189,7 +189,7 @@ def test_table_of_the_last_events():
     """table(last=n) numbers the rows as in the whole trace and says what it left out."""
     trace = traced(*(Event("a", "server", repr(str(n))) for n in range(5)))
     assert trace.table(last=2).splitlines() == [
-        "(3 earlier events not kept)",
+        "(3 earlier events not shown)",
         "#  from  to      what",
         "4  a     server  '3'",
         "5  a     server  '4'",

@@ -200,8 +200,9 @@ def client_name(request: Request | None) -> str | None:
     - raw UTF-8 in the header, as clients other than wsteach may send it
       (websockets decodes header bytes as ISO-8859-1): decoded as UTF-8;
     - percent-escapes that aren't UTF-8: the header as it came, undecoded;
-    - control characters (newlines, terminal escapes): replaced with ``�``,
-      so a name can't break a log line or a table;
+    - control characters (newlines, terminal escapes) and bidirectional
+      overrides: replaced with ``�``, so a name can't break or disguise a log
+      line or a table;
     - longer than :data:`NAME_LENGTH` characters: cut short, ending in ``…``.
 
     Args:
@@ -220,7 +221,9 @@ def client_name(request: Request | None) -> str | None:
     except UnicodeDecodeError:
         name = value
     name = "".join(
-        "\ufffd" if unicodedata.category(char) in ("Cc", "Cs") else char
+        "\ufffd"
+        if unicodedata.category(char) in ("Cc", "Cs") or char in _BIDI
+        else char
         for char in name
     ).strip()
     if not name:
@@ -228,6 +231,13 @@ def client_name(request: Request | None) -> str | None:
     if len(name) > NAME_LENGTH:
         name = name[: NAME_LENGTH - 1] + "…"
     return name
+
+
+# Characters that reorder the text around them: in a name, they could make a
+# log line or a table read as something else.
+_BIDI = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
 
 
 # errno values that mean "this address can't be used from here" (no IPv6 on

@@ -250,7 +250,8 @@ class Trace(logging.Handler):
         events = list(self.events)
         if last is not None:
             events = events[-last:]
-        skipped = len(self.events) - len(events) + self.dropped
+        hidden = len(self.events) - len(events)
+        skipped = hidden + self.dropped
         rows = [("#", "from", "to", "what")]
         rows += [
             (str(skipped + 1 + n), *map(_one_line, (e.sender, e.receiver, e.what)))
@@ -259,7 +260,9 @@ class Trace(logging.Handler):
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
         lines = []
         if skipped:
-            lines.append(f"({skipped} earlier events not kept)")
+            lines.append(
+                f"({skipped} earlier events not {'shown' if hidden else 'kept'})"
+            )
         for row in rows:
             cells = [row[i].ljust(widths[i]) for i in range(3)]
             lines.append("  ".join([*cells, row[3]]).rstrip())
