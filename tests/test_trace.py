@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import re
+from pathlib import Path
 
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -407,3 +409,44 @@ async def eventually(condition, seconds: float = 5) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"still not true after {seconds} s")
+
+
+NOTEBOOKS = sorted(Path(__file__).resolve().parents[1].glob("notebooks/**/*.ipynb"))
+ARROW = re.compile(
+    r"^\s*([^\s:>+-][^:>]*?)\s*(?:-{1,2}>>|-{1,2}\)|-{1,2}>|-{1,2}x)\s*\+?-?([^:]+?)\s*:"
+)
+
+
+def lifelines(diagram: str) -> list[tuple[str, str]]:
+    """The (id, label) of each participant of a sequence diagram, left to right."""
+    found: dict[str, str] = {}
+    for line in diagram.splitlines():
+        declared = re.match(r"\s*(?:participant|actor)\s+(\S+)(?:\s+as\s+(.+))?$", line)
+        if declared:
+            found.setdefault(declared.group(1), declared.group(2) or declared.group(1))
+        elif arrow := ARROW.match(line):
+            for key in arrow.groups():
+                found.setdefault(key, key)
+    return list(found.items())
+
+
+def test_every_sequence_diagram_has_the_clients_left_and_the_server_right():
+    """Each notebook's sequence diagrams, as the trace's, put the server last."""
+    checked = 0
+    for notebook in NOTEBOOKS:
+        cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+        for cell in cells:
+            text = "".join(cell["source"])
+            if cell["cell_type"] != "markdown":
+                continue
+            for diagram in re.findall(
+                r"```mermaid\n(sequenceDiagram\n.*?)```", text, re.S
+            ):
+                order = lifelines(diagram)
+                servers = [n for n, (_, label) in enumerate(order) if "server" in label]
+                assert servers and servers[-1] == len(order) - 1, (notebook.name, order)
+                assert servers == list(range(len(order) - len(servers), len(order)))
+                checked += 1
+    assert checked >= 2
+    trace = traced(Event("alice", "server", "connects", "connect"))
+    assert lifelines(trace.mermaid()) == [("C1", "alice"), ("S", "server")]
