@@ -8,7 +8,7 @@ import json
 import re
 from pathlib import Path
 
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from rawws import KEY, Raw, close_frame, frame
 from websockets.frames import Frame, Opcode
@@ -261,6 +261,7 @@ events = st.lists(
 )
 
 
+@settings(deadline=None)  # A busy shared machine must not fail a case.
 @given(st.text())
 @example("  ")
 @example("")
@@ -271,6 +272,7 @@ def test_mermaid_text_property(text: str) -> None:
     assert decode(written) == text
 
 
+@settings(deadline=None)  # A busy shared machine must not fail a case.
 @given(events, st.integers(min_value=1, max_value=40))
 def test_diagram_property(events: list[Event], last: int) -> None:
     """Any events make a diagram of valid statements, one per event, text intact."""
@@ -281,6 +283,7 @@ def test_diagram_property(events: list[Event], last: int) -> None:
     assert len(table) == (len(events) + 1 if events else 1)
 
 
+@settings(deadline=None)  # A busy shared machine must not fail a case.
 @given(st.text(max_size=300), st.lists(st.integers(0, 1200), max_size=8))
 def test_fragmented_preview_property(text: str, cuts: list[int]) -> None:
     """A message cut anywhere into fragments previews as the whole message does."""
