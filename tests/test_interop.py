@@ -21,6 +21,9 @@ from browser.conftest import browser  # noqa: F401 - the fixture, for the browse
 from playwright.async_api import Browser
 from serverproc import ServerProcess
 
+import wsteach
+from wsteach.clients import NAME_HEADER
+
 ROOT = Path(__file__).resolve().parents[1]
 WAIT = 10 * float(os.environ.get("WSTEACH_TIMEOUT_FACTOR", "1"))
 
@@ -219,3 +222,18 @@ def test_autobahn_without_python_27_says_what_it_needs(tmp_path) -> None:
         "autobahn: the Autobahn|Testsuite needs Python 2.7, and none was found: "
         "pass PYTHON27=/path/to/python2.7 (make autobahn PYTHON27=...)\n"
     )
+
+
+async def test_a_name_sent_raw_in_utf8_shows_as_typed() -> None:
+    """aiohttp sends a non-ASCII X-Wsteach-Name as raw UTF-8; the trace shows it as typed."""
+    server = await wsteach.start(wsteach.echo, port=0)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(server.url, headers={NAME_HEADER: "Łukasz 😀"}) as ws,
+    ):
+        await ws.send_str("hi")
+        assert await ws.receive_str(timeout=WAIT) == "hi"
+    assert [(e.sender, e.what) for e in server.trace.events][:2] == [
+        ("Łukasz 😀", "connects"),
+        ("Łukasz 😀", "'hi'"),
+    ]
