@@ -26,6 +26,7 @@ from websockets.exceptions import ConnectionClosedError
 from websockets.frames import CloseCode
 from websockets.protocol import State
 
+from .internals import close_frames
 from .limits import Limits, RateLimit
 from .notebook import Handler, PortInUseError, start
 from .servers import Room, echo
@@ -165,13 +166,12 @@ def _who(websocket: ServerConnection) -> str:
 
 def _how(websocket: ServerConnection) -> str:
     """Say who closed a connection, and with which code and reason."""
-    protocol = websocket.protocol
-    if protocol.state is not State.CLOSED:
+    if websocket.state is not State.CLOSED:
         return "closing"
-    sent, received = protocol.close_sent, protocol.close_rcvd
+    sent, received, received_first = close_frames(websocket)
     if sent is None and received is None:
         return "connection lost"
-    if received is not None and (sent is None or protocol.close_rcvd_then_sent):
+    if received is not None and (sent is None or received_first):
         return f"client closed: {received}"
     reply = "" if received is not None else ", no reply"
     return f"server closed: {sent}{reply}"

@@ -37,12 +37,16 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
+from . import internals
+from .internals import hook_queue_flow_control
+
 __all__ = [
     "NO_LIMITS",
     "ClassroomConnection",
     "Limits",
     "RateLimit",
     "client_cap",
+    "close_for_limit",
     "size",
 ]
 
@@ -238,37 +242,90 @@ def _refuse_when_full(
 
 
 class ClassroomConnection(ServerConnection):
-    """A server connection that a client who stops reading cannot stall.
+    """A server connection that one misbehaving client cannot use against the room.
 
-    Two changes to :class:`~websockets.asyncio.server.ServerConnection`:
+    Four changes to :class:`~websockets.asyncio.server.ServerConnection`:
 
     * websockets answers each ping with a pong as soon as it reads it, without
       backpressure, so a client that sends pings and never reads the pongs
       would make them pile up in the server's memory. This connection stops
       reading from the network while its write buffer is above
-      ``write_limit``, and resumes when the client catches up: TCP slows that
-      client down instead.
+      ``write_limit``, and resumes only when nothing else holds reading
+      paused: not while ``max_queue`` messages wait for the handler, and not
+      while writing is still paused, whichever of them ends first. TCP slows
+      that client down instead.
+    * :meth:`close_for_limit` stops reading before it sends the close frame.
+      A client in a tight ``await ws.send(...)`` loop never waits, so it never
+      reads what the server sends; once the server stops reading, its writes
+      block, it reads, and it learns the close code and reason instead of
+      seeing the connection reset (1006).
+    * Outgoing frames are written in one write, and nothing is written once
+      the TCP connection is lost (see
+      :func:`wsteach.internals.write_pending`): a client that sends 5000 pings
+      and vanishes no longer makes asyncio log thousands of
+      ``socket.send() raised exception.`` lines.
     * :meth:`close` first waits for room in the write buffer, with no time
       limit: a client that never reads would keep it waiting, and a server
       shutdown with it, forever. Here, after ``close_timeout`` seconds, the
       TCP connection is dropped.
     """
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        # Why reading is paused; the network is read only when this is empty.
+        self.reading_held: set[str] = set()
+        hook_queue_flow_control(
+            self, lambda: self._hold("queue"), lambda: self._release("queue")
+        )
+
+    def _hold(self, why: str) -> None:
+        self.reading_held.add(why)
+        internals.transport(self).pause_reading()
+
+    def _release(self, why: str) -> None:
+        self.reading_held.discard(why)
+        if not self.reading_held:
+            internals.transport(self).resume_reading()
+
     def pause_writing(self) -> None:
         super().pause_writing()
-        self.transport.pause_reading()
+        self._hold("writing")
 
     def resume_writing(self) -> None:
         super().resume_writing()
-        # Reading may also be paused because the handler has max_queue messages
-        # waiting; then websockets resumes it once the handler catches up.
-        if not self.recv_messages.paused:
-            self.transport.resume_reading()
+        self._release("writing")
+
+    def send_data(self) -> None:
+        internals.write_pending(self)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         try:
             async with asyncio.timeout(self.close_timeout):
                 await super().close(code, reason)
         except TimeoutError:
-            self.transport.abort()
-            await asyncio.shield(self.connection_lost_waiter)
+            internals.transport(self).abort()
+            await self.wait_closed()
+
+    async def close_for_limit(self, code: int, reason: str) -> None:
+        """Close a client that went over a limit, so that it can read why.
+
+        Reading stops for good first: the client's writes then block, which
+        makes even a client that only sends read the close frame. Its reply is
+        never read, so the TCP connection is dropped after ``close_timeout``.
+        """
+        self._hold("closing")
+        await self.close(code, reason)
+
+
+async def close_for_limit(websocket: ServerConnection, code: int, reason: str) -> None:
+    """Close ``websocket`` with ``code`` and ``reason``, so that a flooder reads them.
+
+    A :class:`ClassroomConnection` stops reading first (see
+    :meth:`ClassroomConnection.close_for_limit`); any other connection stops
+    reading too, through its transport, then closes as websockets does.
+    """
+    if isinstance(websocket, ClassroomConnection):
+        await websocket.close_for_limit(code, reason)
+        return
+    internals.transport(websocket).pause_reading()
+    await websocket.close(code, reason)

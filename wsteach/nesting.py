@@ -32,7 +32,8 @@ __all__ = ["Saved", "save_asyncio"]
 
 _MISSING = object()
 
-# Attributes nest-asyncio2 (1.7) sets on the asyncio modules.
+# Attributes nest-asyncio2 (1.7, the range pyproject.toml allows) sets on the
+# asyncio modules.
 _MODULE_ATTRIBUTES = {
     asyncio: (
         "Task",

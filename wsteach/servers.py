@@ -12,6 +12,7 @@ from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosedError
 from websockets.frames import CloseCode
 
+from .internals import transport
 from .limits import Limits, size
 
 __all__ = ["Room", "echo"]
@@ -112,7 +113,7 @@ class Room:
         if self.limits.max_queued is None:
             return
         for client in clients:
-            queued = client.transport.get_write_buffer_size()
+            queued = transport(client).get_write_buffer_size()
             if queued > self.limits.max_queued:
                 # Out of the room now, so that nothing more queues up for it.
                 self.connected.pop(client, None)
@@ -133,4 +134,4 @@ class Room:
             async with asyncio.timeout(self.limits.close_timeout):
                 await client.close(CloseCode.POLICY_VIOLATION, reason)
         except TimeoutError:
-            client.transport.abort()
+            transport(client).abort()
