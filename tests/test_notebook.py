@@ -13,7 +13,8 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.asyncio.server import serve as ws_serve
 
 import wsteach
-from wsteach.notebook import Running, _handler_tasks
+from wsteach.internals import handler_tasks
+from wsteach.notebook import Running
 
 
 async def pong(websocket):
@@ -231,7 +232,7 @@ async def test_stop_cancels_a_handler_that_never_returns(caplog):
     """stop() returns within the close timeout and cancels a handler stuck forever."""
     server = await wsteach.start(stuck, port=0, close_timeout=0.5)
     client = await wsteach.connect(server.url)
-    [task] = _handler_tasks(server.server)
+    [task] = handler_tasks(server.server)
     loop = asyncio.get_running_loop()
     began = loop.time()
     with caplog.at_level("WARNING", logger="websockets.server"):
@@ -276,7 +277,7 @@ async def test_interrupted_stop_leaves_the_server_for_stop_all():
     server.close_timeout = 0.2
     await wsteach.stop_all()
     assert wsteach.running_servers() == []
-    assert not _handler_tasks(server.server)
+    assert not handler_tasks(server.server)
 
 
 async def test_stop_gives_up_on_a_handler_that_ignores_cancellation(caplog):
@@ -370,18 +371,6 @@ async def test_own_logger_adapter_and_level_are_respected(caplog):
         own.handlers.clear()
     assert [record.getMessage() for record in records] == ["connection handler failed"]
     assert caplog.records == []  # Nothing went to websockets' default logger.
-
-
-def test_websockets_still_keeps_handler_tasks():
-    """websockets' undocumented Server.handler_tasks, which stop() cancels, exists."""
-    import inspect
-
-    from websockets.asyncio.server import Server
-
-    assert "self.handler_tasks" in inspect.getsource(Server.__init__), (
-        "websockets' Server no longer has handler_tasks: Running.stop() can't "
-        "cancel handlers that outlive the close timeout; see notebook._handler_tasks"
-    )
 
 
 async def test_own_process_request_runs_before_the_page():

@@ -28,7 +28,7 @@ from typing import Any
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from . import registry
+from . import internals, registry
 from ._handlers import check_handler, handler_name
 from .pending import Pending
 from .registry import Record
@@ -141,7 +141,9 @@ class Running:
         """
         self.server.close()
         if not await self._wait_closed(self.close_timeout):
-            stuck = [task for task in _handler_tasks(self.server) if not task.done()]
+            stuck = [
+                task for task in internals.handler_tasks(self.server) if not task.done()
+            ]
             if stuck:
                 self.server.logger.warning(
                     "%s handler(s) of server '%s' still running %s s after stop: "
@@ -330,17 +332,6 @@ def _free_port_everywhere() -> int:
         probe = socket.create_server(("", 0))
     with probe:
         return probe.getsockname()[1]
-
-
-def _handler_tasks(server: Server) -> set[asyncio.Task[None]]:
-    """The tasks running ``server``'s connection handlers right now.
-
-    websockets keeps them in ``Server.handler_tasks``, an undocumented
-    attribute (``tests/test_notebook.py`` checks it is still there). Wrapping
-    the handler to track them instead would add a wsteach line to every
-    traceback of a student's handler.
-    """
-    return server.handler_tasks
 
 
 ProcessRequest = Callable[
