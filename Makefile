@@ -42,8 +42,11 @@ lab: $(LAB_STAMP)
 ## make test: lint, unit and integration tests with coverage, the notebooks, the Binder environment
 test: test-setup lint unit notebooks-test binder-test
 
+# Says what make test set up, and stops here, in one line, when something is
+# missing: a browser (downloaded when none is found), free lesson ports.
 test-setup: $(TEST_STAMP)
 	@echo "make test: $$($(BIN)/python -c 'import platform, sys; print("Python", platform.python_version(), "from", sys._base_executable)') in $(VENV)/, with the test extras of pyproject.toml"
+	@$(FIND_BROWSER) >/dev/null
 	@$(BIN)/python tools/private_network.py -- true
 
 lint: $(TEST_STAMP)
@@ -59,7 +62,7 @@ NBVAL := --nbval-cell-timeout=60 -p no:cacheprovider -o testpaths=notebooks
 ## solution notebooks: outputs compared strictly; student notebooks: must run
 notebooks-test: $(TEST_STAMP)
 	$(PYTEST) $(NBVAL) $(DURATIONS) --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/solutions
-	$(PYTEST) $(NBVAL) --nbval-lax notebooks/*.ipynb
+	$(PYTEST) $(NBVAL) $(DURATIONS) --nbval-lax notebooks/*.ipynb
 
 ## make notebooks: execute the solution notebooks, regenerate the student ones
 notebooks: $(TEST_STAMP)
