@@ -207,3 +207,11 @@ async def test_make_lab_prints_a_url_that_opens_the_start_notebook(tmp_path):
             await process.wait()
     first = log.read_text().splitlines()[0]
     assert first.startswith("make lab: JupyterLab opens notebooks/00-start-here.ipynb")
+
+
+def test_docs_name_the_url_make_lab_prints():
+    """The README and the setup page describe the start-here URL that make lab sets."""
+    makefile = (ROOT / "Makefile").read_text()
+    (start,) = re.findall(r"^START_URL := (\S+)$", makefile, re.MULTILINE)
+    for doc in ("README.md", "docs/learners/setup.md"):
+        assert f"`{start}?token=…`" in (ROOT / doc).read_text(), doc
