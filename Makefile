@@ -72,10 +72,10 @@ notebooks: $(TEST_STAMP)
 bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
-## make browser-test: only the tests in Chromium and Jupyter (make test runs them too)
+## make browser-test: only the tests in a browser and Jupyter (marker browser; make test runs them too)
 browser-test: $(TEST_STAMP)
 	@browser="$$($(FIND_BROWSER))" && set -x && CHROMIUM="$$browser" \
-		$(PYTEST) -m browser $(DURATIONS) tests/browser
+		$(PYTEST) -m browser $(DURATIONS) tests
 
 # The Binder environment: the Python that binder/runtime.txt names where this
 # machine has one (pyenv's, else pythonX.Y on PATH), else the one running make,
