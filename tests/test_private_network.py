@@ -18,12 +18,15 @@ from conftest import ROOT, TIMEOUT_FACTOR
 TOOL = ROOT / "tools" / "private_network.py"
 
 # Listens on 127.0.0.1:7890 and [::1]:7890 where it can; a port that another
-# program holds already is just as busy. Then says so in a file and waits.
+# program listens on already is just as busy. Then says so in a file and waits.
+# SO_REUSEADDR, as servers do: connections on 7890 that earlier tests closed
+# (TIME_WAIT) must not keep it from listening.
 HOLDER = """
 import errno, socket, sys, time
 held = []
 for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
     sock = socket.socket(family)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, 7890))
         sock.listen()
@@ -40,6 +43,7 @@ LISTENS = """
 import socket
 for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
     sock = socket.socket(family)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, 7890))
     sock.listen()
 print("listening on 7890")
