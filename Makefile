@@ -85,8 +85,9 @@ BINDER_VENV := .venv-binder
 BINDER_PYTHON ?=
 STUDENT_NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 NBVAL_SANITIZE := $(if $(wildcard tests/nbval_sanitize.cfg),--nbval-sanitize-with tests/nbval_sanitize.cfg)
-# The pins are resolved on the oldest Python the package supports, so that they
-# install there (the fallback above) and on Binder's newer one.
+# The pins are resolved on the oldest Python the package supports, in its oldest
+# patch release here (Debian 12's 3.11.2), so that they install there (the
+# fallback above) and on Binder's newer one.
 OLDEST_PY := $(shell sed -n 's/^requires-python = ">=\(3\.[0-9]*\)"/\1/p' pyproject.toml)
 
 binder-venv:
@@ -112,7 +113,7 @@ endif
 ## make binder-pin: rewrite binder/requirements.txt from a clean install of this package on Python $(OLDEST_PY)
 binder-pin:
 	@$(PYTHON) tools/check_python.py
-	python="$$($(PYTHON) tools/binder_python.py --version $(OLDEST_PY) --label "binder-pin" --fallback $(PYTHON))" \
+	python="$$($(PYTHON) tools/binder_python.py --version $(OLDEST_PY) --lowest --label "binder-pin" --fallback $(PYTHON))" \
 		&& rm -rf $(BINDER_VENV) && "$$python" -m venv $(BINDER_VENV)
 	$(BINDER_VENV)/bin/python -m pip install --quiet .
 	{ sed '/^# Everything it needs/q' binder/requirements.txt; \

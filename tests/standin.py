@@ -17,12 +17,16 @@ __all__ = ["REAL_PYTHON", "standin_python"]
 REAL_PYTHON = getattr(sys, "_base_executable", sys.executable)
 
 
-def standin_python(folder: Path, name: str, version: tuple[int, int]) -> Path:
-    """Write ``folder/name``: this Python, with ``sys.version_info`` = ``version``."""
+def standin_python(folder: Path, name: str, version: tuple[int, ...]) -> Path:
+    """Write ``folder/name``: this Python, with ``sys.version_info`` = ``version``.
+
+    ``version`` is ``(X, Y)`` (patch release 0) or ``(X, Y, Z)``.
+    """
+    release = (*version, 0)[:3]
     fake = folder / f".{name}-site"
     fake.mkdir(parents=True, exist_ok=True)
     (fake / "sitecustomize.py").write_text(
-        f"import sys\nsys.version_info = {(*version, 0, 'final', 0)!r}\n"
+        f"import sys\nsys.version_info = {(*release, 'final', 0)!r}\n"
     )
     script = folder / name
     script.write_text(f'#!/bin/sh\nPYTHONPATH="{fake}" exec "{REAL_PYTHON}" "$@"\n')

@@ -136,7 +136,7 @@ def test_binder_check_uses_the_runtime_python_from_pyenv(tmp_path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"{newest}\n"
     assert result.stderr == (
-        f"Binder check: Python {version} (binder/runtime.txt), {newest}\n"
+        f"Binder check: Python {version} (binder/runtime.txt), {newest} ({version}.0)\n"
     )
 
 
@@ -158,9 +158,42 @@ def test_binder_check_falls_back_to_the_python_running_make(tmp_path) -> None:
     result = choose_in(tmp_path, [tmp_path / "bin"])
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"{REAL_PYTHON}\n"
-    actual = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    actual = ".".join(map(str, sys.version_info[:3]))
     assert result.stderr == (
         f"Binder check: Python {version} (binder/runtime.txt) is not available "
         f"here, so it uses Python {actual} ({REAL_PYTHON}), which runs make: the "
         "exact version is not the one tested\n"
+    )
+
+
+def test_binder_pin_takes_the_oldest_patch_release(tmp_path) -> None:
+    """--lowest: the oldest 3.11.Z anywhere (PATH or pyenv), where pins install on all."""
+    versions = tmp_path / "pyenv" / "versions"
+    standin_python(versions / "3.11.7" / "bin", "python3.11", (3, 11, 7))
+    debian = standin_python(tmp_path / "usr-bin", "python3.11", (3, 11, 2))
+    standin_python(tmp_path / "local-bin", "python3.11", (3, 11, 4))
+    tool = ROOT / "tools" / "binder_python.py"
+    result = subprocess.run(
+        [
+            sys.executable,
+            tool,
+            "--version",
+            "3.11",
+            "--lowest",
+            "--label",
+            "binder-pin",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            **os.environ,
+            "PATH": f"{tmp_path / 'local-bin'}{os.pathsep}{tmp_path / 'usr-bin'}",
+            "PYENV_ROOT": str(tmp_path / "pyenv"),
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{debian}\n"
+    assert result.stderr == (
+        f"binder-pin: Python 3.11, {debian} (3.11.2, the oldest 3.11 here)\n"
     )

@@ -15,7 +15,12 @@ shim for a version that is not installed does not.
 Prints the chosen interpreter's path on stdout and one line saying which it is
 on stderr. Exits with status 1 and one line when none runs.
 
-Usage: ``python tools/binder_python.py [--version X.Y] [--fallback PYTHON] [--label TEXT]``
+``make binder-pin`` asks for ``--version 3.11 --lowest``: the oldest Python the
+package supports, in its oldest patch release here (Debian 12's 3.11.2 rather
+than pyenv's 3.11.7), because some packages need a later patch release
+(soupsieve 3.0.2 needs 3.11.5), and pins resolved on the oldest install on all.
+
+Usage: ``python tools/binder_python.py [--version X.Y [--lowest]] [--fallback PYTHON] [--label TEXT]``
 """
 
 from __future__ import annotations
@@ -43,20 +48,31 @@ def runtime_version(root: Path = ROOT) -> str:
     return match[1]
 
 
-def version_of(python: str) -> str | None:
-    """The ``X.Y`` that ``python`` reports, or None when it does not run."""
-    code = "import sys, venv; print('%d.%d' % sys.version_info[:2])"
+def version_of(python: str) -> tuple[int, int, int] | None:
+    """The ``(X, Y, Z)`` that ``python`` reports, or None when it does not run."""
+    code = "import sys, venv; print('%d %d %d' % sys.version_info[:3])"
     try:
         result = subprocess.run(
             [python, "-c", code], capture_output=True, text=True, timeout=60
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return result.stdout.strip() if result.returncode == 0 else None
+    if result.returncode != 0:
+        return None
+    major, minor, patch = map(int, result.stdout.split())
+    return major, minor, patch
 
 
-def candidates(version: str) -> list[str]:
-    """Interpreters that may be Python ``version``: pyenv's newest first, then PATH."""
+def dotted(version: tuple[int, ...]) -> str:
+    """``(3, 11, 2)`` as ``3.11.2``."""
+    return ".".join(map(str, version))
+
+
+def candidates(version: str, *, every: bool = False) -> list[str]:
+    """Interpreters that may be Python ``version``: pyenv's newest first, then PATH.
+
+    With ``every``, each ``pythonX.Y`` on ``PATH`` counts, not only the first.
+    """
     pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
     found = []
     installed = pyenv.glob(f"versions/{version}.*/bin/python{version}")
@@ -67,9 +83,15 @@ def candidates(version: str) -> list[str]:
         return -int(match[1]) if match else 0
 
     found.extend(str(path) for path in sorted(installed, key=newest_first))
-    on_path = shutil.which(f"python{version}")
-    if on_path:
-        found.append(on_path)
+    if every:
+        for folder in os.environ.get("PATH", "").split(os.pathsep):
+            path = Path(folder or ".") / f"python{version}"
+            if path.is_file() and os.access(path, os.X_OK):
+                found.append(str(path))
+    else:
+        on_path = shutil.which(f"python{version}")
+        if on_path:
+            found.append(on_path)
     return found
 
 
@@ -82,18 +104,37 @@ class Choice:
 
 
 def choose(
-    version: str, fallback: str, *, label: str = "Binder check", why: str = ""
+    version: str,
+    fallback: str,
+    *,
+    label: str = "Binder check",
+    why: str = "",
+    lowest: bool = False,
 ) -> Choice:
     """Python ``version`` when one runs here, else ``fallback``, said aloud.
 
-    ``label`` starts the line; ``why`` says where ``version`` comes from.
+    ``label`` starts the line; ``why`` says where ``version`` comes from. With
+    ``lowest``, the oldest patch release of ``version`` found is chosen (pins
+    resolved there install on every later one), else the first found.
 
     Raises:
         SystemExit: with one line, when not even ``fallback`` runs.
     """
-    for python in candidates(version):
-        if version_of(python) == version:
-            return Choice(python, f"{label}: Python {version}{why}, {python}")
+    wanted = tuple(map(int, version.split(".")))
+    found = []
+    for python in candidates(version, every=lowest):
+        actual = version_of(python)
+        if actual is not None and actual[:2] == wanted:
+            found.append((actual, python))
+            if not lowest:
+                break
+    if found:
+        actual, python = min(found) if lowest else found[0]
+        oldest = f", the oldest {version} here" if lowest else ""
+        return Choice(
+            python,
+            f"{label}: Python {version}{why}, {python} ({dotted(actual)}{oldest})",
+        )
     path = shutil.which(fallback) or fallback
     actual = version_of(path)
     if actual is None:
@@ -105,8 +146,8 @@ def choose(
     return Choice(
         path,
         f"{label}: Python {version}{why} is not available here, so it uses "
-        f"Python {actual} ({path}), which runs make: the exact version is not "
-        "the one tested",
+        f"Python {dotted(actual)} ({path}), which runs make: the exact version "
+        "is not the one tested",
     )
 
 
@@ -118,12 +159,17 @@ def main(argv: list[str] | None = None) -> int:
         "--fallback", default=sys.executable, help="used when X.Y is not here"
     )
     parser.add_argument("--label", default="Binder check", help="starts the line")
+    parser.add_argument(
+        "--lowest", action="store_true", help="the oldest patch release of X.Y found"
+    )
     args = parser.parse_args(argv)
     if args.version:
         version, why = args.version, ""
     else:
         version, why = runtime_version(), " (binder/runtime.txt)"
-    choice = choose(version, args.fallback, label=args.label, why=why)
+    choice = choose(
+        version, args.fallback, label=args.label, why=why, lowest=args.lowest
+    )
     print(choice.line, file=sys.stderr)
     print(choice.python)
     return 0
