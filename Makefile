@@ -7,9 +7,16 @@ BIN := $(VENV)/bin
 LAB_STAMP := $(VENV)/.installed-lab
 TEST_STAMP := $(VENV)/.installed-test
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
-PYTEST := $(BIN)/python -m pytest
+# Every test run sees the lessons' fixed ports (7890) free, even with a
+# notebook's server on this machine's: a private network namespace where Linux
+# allows one, else a check that stops the run with one line (see the tool).
+ISOLATED = $(1)/python tools/private_network.py --quiet --
+PYTEST := $(call ISOLATED,$(BIN)) $(BIN)/python -m pytest
+DURATIONS := --durations=15
+# The browser for the browser tests: found, or Playwright's downloaded.
+FIND_BROWSER := $(BIN)/python tools/find_browser.py --install --log $(VENV)/playwright-install.log
 
-.PHONY: lab test lint unit browser-test binder-venv binder-test binder-pin notebooks-test notebooks bench autobahn clean
+.PHONY: lab test test-setup lint unit browser-test binder-venv binder-test binder-pin notebooks-test notebooks bench autobahn clean
 
 $(BIN)/python:
 	@$(PYTHON) tools/check_python.py
@@ -24,28 +31,38 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $@ $(LAB_STAMP)
 
-## make lab: install the kit and open JupyterLab on the start-here notebook
+## make lab: install the kit (no test extras) and open JupyterLab on the start-here notebook
+# The start page is the server's default URL, so the URL Jupyter prints (with
+# its token) lands there too, not only the tab it opens.
+START_URL := /lab/tree/notebooks/00-start-here.ipynb
 lab: $(LAB_STAMP)
-	@echo "Starting JupyterLab: open the URL below (with its token) in your browser."
-	$(BIN)/jupyter lab $(ROOT_FLAG) $(LAB_ARGS) \
-		$(shell [ -f notebooks/00-start-here.ipynb ] && echo notebooks/00-start-here.ipynb || echo notebooks)
+	@echo "make lab: JupyterLab opens notebooks/00-start-here.ipynb; if no tab opens, paste the URL it prints below (…$(START_URL)?token=…) into your browser"
+	$(BIN)/jupyter lab $(ROOT_FLAG) --LabApp.default_url=$(START_URL) $(LAB_ARGS)
 
 ## make test: lint, unit and integration tests with coverage, the notebooks, the Binder environment
-test: lint unit notebooks-test binder-test
+test: test-setup lint unit notebooks-test binder-test
+
+# Says what make test set up, and stops here, in one line, when something is
+# missing: a browser (downloaded when none is found), free lesson ports.
+test-setup: $(TEST_STAMP)
+	@echo "make test: $$($(BIN)/python -c 'import platform, sys; print("Python", platform.python_version(), "from", sys._base_executable)') in $(VENV)/, with the test extras of pyproject.toml"
+	@$(FIND_BROWSER) >/dev/null
+	@$(BIN)/python tools/private_network.py -- true
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 unit: $(TEST_STAMP)
-	$(PYTEST) --cov=wsteach --cov-report=term --cov-fail-under=95 tests
+	@browser="$$($(FIND_BROWSER))" && set -x && CHROMIUM="$$browser" \
+		$(PYTEST) $(DURATIONS) --cov=wsteach --cov-report=term --cov-fail-under=95 tests
 
 NBVAL := --nbval-cell-timeout=60 -p no:cacheprovider -o testpaths=notebooks
 
 ## solution notebooks: outputs compared strictly; student notebooks: must run
 notebooks-test: $(TEST_STAMP)
-	$(PYTEST) $(NBVAL) --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/solutions
-	$(PYTEST) $(NBVAL) --nbval-lax notebooks/*.ipynb
+	$(PYTEST) $(NBVAL) $(DURATIONS) --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/solutions
+	$(PYTEST) $(NBVAL) $(DURATIONS) --nbval-lax notebooks/*.ipynb
 
 ## make notebooks: execute the solution notebooks, regenerate the student ones
 notebooks: $(TEST_STAMP)
@@ -60,22 +77,30 @@ bench: $(TEST_STAMP)
 autobahn: $(LAB_STAMP)
 	PYTHON27="$(PYTHON27)" $(BIN)/python tools/autobahn.py
 
-## make browser-test: only the tests in Chromium and Jupyter (make test runs them too)
+## make browser-test: only the tests in a browser and Jupyter (marker browser; make test runs them too)
 browser-test: $(TEST_STAMP)
-	$(PYTEST) -m browser --durations=10 tests/browser
+	@browser="$$($(FIND_BROWSER))" && set -x && CHROMIUM="$$browser" \
+		$(PYTEST) -m browser $(DURATIONS) tests
 
-# The Binder environment: the Python that binder/runtime.txt names (from pyenv,
-# else pythonX.Y on PATH), and binder/requirements.txt, in a venv made afresh.
+# The Binder environment: the Python that binder/runtime.txt names where this
+# machine has one (pyenv's, else pythonX.Y on PATH), else the one running make,
+# said aloud (tools/binder_python.py); binder/requirements.txt in a fresh venv.
+# BINDER_PYTHON=/path/to/python picks one by hand.
 BINDER_VENV := .venv-binder
-BINDER_PY_VERSION := $(shell sed -n 's/^python-//p' binder/runtime.txt)
-BINDER_PYTHON ?= $(or $(lastword $(sort $(wildcard $(HOME)/.pyenv/versions/$(BINDER_PY_VERSION).*/bin/python))),$(shell command -v python$(BINDER_PY_VERSION)))
+BINDER_PYTHON ?=
 STUDENT_NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 NBVAL_SANITIZE := $(if $(wildcard tests/nbval_sanitize.cfg),--nbval-sanitize-with tests/nbval_sanitize.cfg)
+# The pins are resolved on the oldest Python the package supports, in its oldest
+# patch release here (Debian 12's 3.11.2), so that they install there (the
+# fallback above) and on Binder's newer one.
+OLDEST_PY := $(shell sed -n 's/^requires-python = ">=\(3\.[0-9]*\)"/\1/p' pyproject.toml)
 
 binder-venv:
-	@test -n "$(BINDER_PYTHON)" || { echo "no Python $(BINDER_PY_VERSION) found, which binder/runtime.txt asks for: install it (pyenv install $(BINDER_PY_VERSION)) or pass BINDER_PYTHON=/path/to/python$(BINDER_PY_VERSION)"; exit 1; }
-	rm -rf $(BINDER_VENV)
-	$(BINDER_PYTHON) -m venv $(BINDER_VENV)
+	@$(PYTHON) tools/check_python.py
+	@python="$(BINDER_PYTHON)"; \
+	if [ -n "$$python" ]; then echo "Binder check: $$python (BINDER_PYTHON)"; \
+	else python="$$($(PYTHON) tools/binder_python.py --fallback $(PYTHON))" || exit 1; fi; \
+	set -x; rm -rf $(BINDER_VENV) && "$$python" -m venv $(BINDER_VENV)
 
 ## make binder-test: install binder/requirements.txt in a fresh venv, run the student notebooks there
 binder-test: binder-venv
@@ -84,14 +109,17 @@ binder-test: binder-venv
 	$(BINDER_VENV)/bin/jupyter server extension list 2>&1 | grep -E "jupyter_server_proxy .*enabled"
 	$(BINDER_VENV)/bin/python -c "import wsteach.web; wsteach.web.page('chat.js')"
 ifneq ($(STUDENT_NOTEBOOKS),)
-	$(BINDER_VENV)/bin/python -m pytest -p no:cacheprovider -c /dev/null --rootdir=. \
+	$(call ISOLATED,$(BINDER_VENV)/bin) $(BINDER_VENV)/bin/python -m pytest -p no:cacheprovider -c /dev/null --rootdir=. \
 		--nbval-lax --nbval-cell-timeout=60 $(NBVAL_SANITIZE) $(STUDENT_NOTEBOOKS)
 else
 	@echo "binder-test: no student notebooks in notebooks/ yet (make notebooks makes them): the environment installed and checked, no notebook run"
 endif
 
-## make binder-pin: rewrite binder/requirements.txt from a clean install of this package
-binder-pin: binder-venv
+## make binder-pin: rewrite binder/requirements.txt from a clean install of this package on Python $(OLDEST_PY)
+binder-pin:
+	@$(PYTHON) tools/check_python.py
+	python="$$($(PYTHON) tools/binder_python.py --version $(OLDEST_PY) --lowest --label "binder-pin" --fallback $(PYTHON))" \
+		&& rm -rf $(BINDER_VENV) && "$$python" -m venv $(BINDER_VENV)
 	$(BINDER_VENV)/bin/python -m pip install --quiet .
 	{ sed '/^# Everything it needs/q' binder/requirements.txt; \
 	  $(BINDER_VENV)/bin/python -m pip freeze --exclude wsteach; } > binder/requirements.txt.new

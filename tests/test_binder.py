@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
+from types import ModuleType
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
+from standin import REAL_PYTHON, standin_python
 
 ROOT = Path(__file__).resolve().parents[1]
 BINDER = ROOT / "binder"
@@ -81,3 +87,113 @@ def test_readme_badge_opens_the_start_notebook_in_jupyterlab() -> None:
     badge = re.search(r"\(https://mybinder\.org/v2/gh/([^)\s]+)\)", readme)
     assert badge, "no Binder badge link in README.md"
     assert badge[1].endswith("?urlpath=lab/tree/notebooks/00-start-here.ipynb")
+
+
+def load_binder_python() -> ModuleType:
+    """``tools/binder_python.py``, imported from its file."""
+    spec = importlib.util.spec_from_file_location(
+        "binder_python", ROOT / "tools" / "binder_python.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["binder_python"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def choose_in(tmp_path: Path, path: list[Path]) -> subprocess.CompletedProcess[str]:
+    """Run tools/binder_python.py with only ``path`` on PATH and an empty pyenv."""
+    return subprocess.run(
+        [
+            sys.executable,
+            ROOT / "tools" / "binder_python.py",
+            "--fallback",
+            REAL_PYTHON,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            **os.environ,
+            "PATH": os.pathsep.join(map(str, path)),
+            "PYENV_ROOT": str(tmp_path / "pyenv"),
+        },
+    )
+
+
+def test_binder_check_uses_the_runtime_python_from_pyenv(tmp_path) -> None:
+    """A pyenv Python of runtime.txt's version is chosen, the newest patch first."""
+    version = load_binder_python().runtime_version()
+    major, minor = map(int, version.split("."))
+    versions = tmp_path / "pyenv" / "versions"
+    standin_python(
+        versions / f"{version}.2" / "bin", f"python{version}", (major, minor)
+    )
+    newest = standin_python(
+        versions / f"{version}.10" / "bin", f"python{version}", (major, minor)
+    )
+    result = choose_in(tmp_path, [tmp_path / "empty"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{newest}\n"
+    assert result.stderr == (
+        f"Binder check: Python {version} (binder/runtime.txt), {newest} ({version}.0)\n"
+    )
+
+
+def test_binder_check_uses_the_runtime_python_on_path(tmp_path) -> None:
+    """Without pyenv, python3.X on PATH is chosen when it really is 3.X."""
+    version = load_binder_python().runtime_version()
+    major, minor = map(int, version.split("."))
+    on_path = standin_python(tmp_path / "bin", f"python{version}", (major, minor))
+    result = choose_in(tmp_path, [tmp_path / "bin"])
+    assert result.stdout == f"{on_path}\n"
+
+
+def test_binder_check_falls_back_to_the_python_running_make(tmp_path) -> None:
+    """No such Python (a shim that reports another version does not count): make's, said aloud."""
+    version = load_binder_python().runtime_version()
+    major, minor = map(int, version.split("."))
+    # What a pyenv shim for a version not installed does: it runs another one.
+    standin_python(tmp_path / "bin", f"python{version}", (major, minor - 1))
+    result = choose_in(tmp_path, [tmp_path / "bin"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{REAL_PYTHON}\n"
+    actual = ".".join(map(str, sys.version_info[:3]))
+    assert result.stderr == (
+        f"Binder check: Python {version} (binder/runtime.txt) is not available "
+        f"here, so it uses Python {actual} ({REAL_PYTHON}), which runs make: the "
+        "exact version is not the one tested\n"
+    )
+
+
+def test_binder_pin_takes_the_oldest_patch_release(tmp_path) -> None:
+    """--lowest: the oldest 3.11.Z anywhere (PATH or pyenv), where pins install on all."""
+    versions = tmp_path / "pyenv" / "versions"
+    standin_python(versions / "3.11.7" / "bin", "python3.11", (3, 11, 7))
+    debian = standin_python(tmp_path / "usr-bin", "python3.11", (3, 11, 2))
+    standin_python(tmp_path / "local-bin", "python3.11", (3, 11, 4))
+    tool = ROOT / "tools" / "binder_python.py"
+    result = subprocess.run(
+        [
+            sys.executable,
+            tool,
+            "--version",
+            "3.11",
+            "--lowest",
+            "--label",
+            "binder-pin",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            **os.environ,
+            "PATH": f"{tmp_path / 'local-bin'}{os.pathsep}{tmp_path / 'usr-bin'}",
+            "PYENV_ROOT": str(tmp_path / "pyenv"),
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{debian}\n"
+    assert result.stderr == (
+        f"binder-pin: Python 3.11, {debian} (3.11.2, the oldest 3.11 here)\n"
+    )

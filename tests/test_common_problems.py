@@ -17,6 +17,7 @@ write them back as 7890 (and the port after it as 7891).
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import re
 import shutil
@@ -571,7 +572,23 @@ async def _(ctx: Context) -> str:
     return path + old_import + old_name + older.stderr
 
 
-CHROMIUM = "/usr/bin/chromium"
+def find_chromium() -> str:
+    """The browser ``tools/find_browser.py`` finds, as ``make test`` does, or fail."""
+    find_browser = sys.modules.get("find_browser")
+    if find_browser is None:
+        spec = importlib.util.spec_from_file_location(
+            "find_browser", ROOT / "tools" / "find_browser.py"
+        )
+        assert spec is not None and spec.loader is not None
+        find_browser = importlib.util.module_from_spec(spec)
+        sys.modules["find_browser"] = find_browser
+        spec.loader.exec_module(find_browser)
+    try:
+        return find_browser.find().path
+    except find_browser.BrowserNotFound as error:
+        pytest.fail(str(error), pytrace=False)
+
+
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -597,7 +614,7 @@ async def browser_on_https_page(tmp_path: Path) -> str:
     127.0.0.1): mixed-content rules spare ``localhost``, not a real host name.
     Returns what the browser console shows.
     """
-    assert shutil.which(CHROMIUM), f"{CHROMIUM} is missing: apt-get install chromium"
+    chromium = find_chromium()
     openssl = shutil.which("openssl")
     assert openssl, "openssl is missing: apt-get install openssl"
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
@@ -636,7 +653,7 @@ async def browser_on_https_page(tmp_path: Path) -> str:
 
             async with async_playwright() as playwright:
                 browser = await playwright.chromium.launch(
-                    executable_path=CHROMIUM,
+                    executable_path=chromium,
                     args=[
                         *CHROMIUM_FLAGS,
                         "--host-resolver-rules=MAP binder.test 127.0.0.1",

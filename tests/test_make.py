@@ -1,85 +1,217 @@
-"""The README's two commands: a too-old Python is refused in one line; make lab serves /lab."""
+"""The Makefile: a too-old Python is refused in one line; make lab opens the start notebook."""
 
 from __future__ import annotations
 
-import glob
+import ast
+import asyncio
 import os
 import re
 import signal
 import subprocess
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
+from browser.conftest import CHROMIUM_ARGS, chromium, timeout_ms
 from conftest import ROOT, TIMEOUT_FACTOR
+from playwright.async_api import async_playwright, expect
+from standin import REAL_PYTHON, standin_python
 from test_examples import free_port
 
 
-def old_python() -> str:
-    found = sorted(glob.glob("/root/.pyenv/versions/3.10.*/bin/python3"))
-    if not found:
-        pytest.fail("this test needs an old Python: pyenv's 3.10 was not found")
-    return found[0]
-
-
 def test_too_old_python_gets_one_clear_line(tmp_path):
-    """make with Python 3.10 prints which version is needed, no traceback, exit non-zero."""
+    """make with a python3 that is 3.10 prints which version is needed, no traceback, exit non-zero."""
+    bin_dir = tmp_path / "bin"
+    old = standin_python(bin_dir, "python3", (3, 10))
     result = subprocess.run(
-        ["make", "-s", "lab", f"PYTHON={old_python()}", f"VENV={tmp_path}/venv"],
+        ["make", "-s", "lab", f"VENV={tmp_path}/venv"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"},
+    )
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == (
+        "wsteach needs Python 3.11 or newer, but "
+        f"{old_sys_executable(old)} is Python 3.10; install a newer Python "
+        "and run: make PYTHON=python3.11 ..."
+    )
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "venv").exists()
+
+
+def old_sys_executable(standin: Path) -> str:
+    """What ``sys.executable`` is in a stand-in: the real interpreter it runs."""
+    return subprocess.run(
+        [standin, "-c", "import sys; print(sys.executable)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+def test_check_python_names_python2_in_one_line(tmp_path):
+    """On a Python that reports 2.7, the check prints one line and exits 1."""
+    python2 = standin_python(tmp_path, "python2", (2, 7))
+    result = subprocess.run(
+        [python2, "tools/check_python.py"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert len(result.stderr.splitlines()) == 1
+    assert "is Python 2.7; install a newer Python" in result.stderr
+
+
+# Syntax that Python 2.7 cannot parse, which Python 3's own parser accepts.
+NEWER_THAN_PY2 = (
+    ast.JoinedStr,  # f-strings
+    ast.AnnAssign,
+    ast.NamedExpr,
+    ast.AsyncFunctionDef,
+    ast.Await,
+    ast.Nonlocal,
+    ast.YieldFrom,
+    ast.MatMult,
+    ast.Starred,
+)
+
+
+def test_check_python_uses_no_syntax_newer_than_python2():
+    """tools/check_python.py has no syntax Python 2.7 rejects, so an old Python runs it."""
+    tree = ast.parse((ROOT / "tools" / "check_python.py").read_text())
+    for node in ast.walk(tree):
+        assert not isinstance(node, NEWER_THAN_PY2), ast.dump(node)
+        if isinstance(node, ast.arguments):
+            assert not node.kwonlyargs and not node.posonlyargs
+            assert all(arg.annotation is None for arg in node.args)
+        if isinstance(node, ast.FunctionDef):
+            assert node.returns is None
+        if isinstance(node, ast.ImportFrom):
+            assert node.module != "__future__"
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "print":
+            pytest.fail("print(...) is a statement in Python 2: use sys.stderr.write")
+
+
+def test_missing_venv_module_gets_one_clear_line(tmp_path):
+    """A Python without ensurepip (Debian without python3-venv) is told what to install."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import sys\nsys.modules['ensurepip'] = None\n"
+    )
+    result = subprocess.run(
+        [REAL_PYTHON, "tools/check_python.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(site)},
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        "wsteach needs Python's venv module, which this Python lacks; "
+        "on Debian or Ubuntu run: sudo apt install python3-venv\n"
+    )
+
+
+def test_make_lab_installs_no_test_extras(tmp_path):
+    """make lab installs the package alone, no test extras; --allow-root only as root."""
+    result = subprocess.run(
+        ["make", "-n", "lab", f"VENV={tmp_path}/venv"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
-    assert lines[0].startswith("wsteach needs Python 3.11 or newer, but ")
-    assert "is Python 3.10; install a newer Python" in lines[0]
-    assert "Traceback" not in result.stderr
-    assert not (tmp_path / "venv").exists()
+    assert result.returncode == 0, result.stderr
+    assert "pip install --quiet -e .\n" in result.stdout
+    assert "[test]" not in result.stdout
+    # Jupyter refuses to run as root without --allow-root; a normal user gets none.
+    assert ("--allow-root" in result.stdout) == (os.geteuid() == 0)
 
 
-def test_check_python_runs_on_python2():
-    """The version check itself runs on a very old interpreter."""
-    python2 = sorted(glob.glob("/root/.pyenv/versions/2.7.*/bin/python2"))
-    if not python2:
-        pytest.fail("this test needs pyenv's Python 2.7")
-    result = subprocess.run(
-        [python2[0], "tools/check_python.py"], cwd=ROOT, capture_output=True, text=True
-    )
-    assert result.returncode == 1
-    assert "is Python 2.7" in result.stderr
+START_URL = re.compile(
+    r"http://(?:localhost|127\.0\.0\.1):\d+/lab/tree/notebooks/00-start-here\.ipynb"
+    r"\?token=[0-9a-f]+"
+)
 
 
-def test_make_lab_serves_jupyterlab():
-    """make lab starts JupyterLab, which answers 200 on /lab with the token."""
+def status_of(url: str) -> int:
+    """The HTTP status that ``url`` answers with."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.status
+
+
+@pytest.mark.browser
+async def test_make_lab_prints_a_url_that_opens_the_start_notebook(tmp_path):
+    """make lab prints a URL with its token; in Chromium it shows 00-start-here, /lab answers 200."""
     port = free_port()
-    token = "wsteach-test"
-    args = f"--no-browser --port={port} --IdentityProvider.token={token}"
-    process = subprocess.Popen(
-        ["make", "-s", "lab", f"LAB_ARGS={args}"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    env = {
+        **os.environ,
+        # A fresh Jupyter configuration and workspace, as on a new machine.
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+    }
+    env.pop("JUPYTER_TOKEN", None)
+    args = f"--no-browser --port={port} --ServerApp.port_retries=0"
+    log = tmp_path / "lab.log"
+    with log.open("wb") as output:
+        process = await asyncio.create_subprocess_exec(
+            "make",
+            "-s",
+            "lab",
+            f"LAB_ARGS={args}",
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
-        deadline = time.monotonic() + 60 * TIMEOUT_FACTOR
-        status = None
-        while time.monotonic() < deadline and status is None:
-            time.sleep(0.5)
+        deadline = time.monotonic() + 90 * TIMEOUT_FACTOR
+        while not (found := START_URL.search(log.read_text(errors="replace"))):
+            assert process.returncode is None, "make lab exited:\n" + log.read_text()
+            assert time.monotonic() < deadline, "no URL printed:\n" + log.read_text()
+            await asyncio.sleep(0.2)
+        url = found[0]
+        token = url.split("?token=")[1]
+        assert await asyncio.to_thread(status_of, url) == 200
+        lab = f"http://127.0.0.1:{port}/lab?token={token}"
+        assert await asyncio.to_thread(status_of, lab) == 200
+
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=chromium(), args=CHROMIUM_ARGS
+            )
             try:
-                url = f"http://127.0.0.1:{port}/lab?token={token}"
-                with urllib.request.urlopen(url, timeout=5) as response:
-                    status = response.status
-                    page = response.read().decode()
-            except OSError:
-                assert process.poll() is None, "make lab exited early"
-        assert status == 200
-        assert "JupyterLab" in page
+                page = await browser.new_page(viewport={"width": 1280, "height": 900})
+                await page.goto(url)
+                tab = page.locator(".lm-TabBar-tab.jp-mod-current")
+                await expect(tab).to_contain_text(
+                    "00-start-here.ipynb", timeout=timeout_ms(60)
+                )
+                heading = page.locator(
+                    ".jp-NotebookPanel h1", has_text="00 · Start here"
+                )
+                await expect(heading.first).to_be_visible(timeout=timeout_ms(60))
+            finally:
+                await browser.close()
     finally:
         os.killpg(process.pid, signal.SIGTERM)
-        output, _ = process.communicate(timeout=30)
-    assert re.search(r"http://(localhost|127\.0\.0\.1):\d+/lab", output), output
-    assert "00-start-here.ipynb" in output or "notebooks" in output
+        try:
+            async with asyncio.timeout(30):
+                await process.wait()
+        except TimeoutError:
+            os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+    first = log.read_text().splitlines()[0]
+    assert first.startswith("make lab: JupyterLab opens notebooks/00-start-here.ipynb")
+
+
+def test_docs_name_the_url_make_lab_prints():
+    """The README and the setup page describe the start-here URL that make lab sets."""
+    makefile = (ROOT / "Makefile").read_text()
+    (start,) = re.findall(r"^START_URL := (\S+)$", makefile, re.MULTILINE)
+    for doc in ("README.md", "docs/learners/setup.md"):
+        assert f"`{start}?token=…`" in (ROOT / doc).read_text(), doc

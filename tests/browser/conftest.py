@@ -1,13 +1,16 @@
-"""Fixtures for tests in a real browser: the system Chromium and a Jupyter server.
+"""Fixtures for tests in a real browser: Chromium or Chrome, and a Jupyter server.
 
-Chromium is Debian's package (``apt-get install -y chromium``), driven by
-Playwright's Python package. Playwright never downloads a browser here: it
-launches ``/usr/bin/chromium`` with the flags below. A missing Chromium fails
-the tests; it never skips them.
+The browser is the one ``tools/find_browser.py`` finds, the same that
+``make test`` names: ``$CHROMIUM``, else Chromium or Chrome on ``PATH`` (Debian's
+``chromium`` in CI) or the macOS app, else Playwright's own Chromium, which
+``make test`` downloads when there is nothing else. Playwright's Python package
+launches it with the flags below. A missing browser fails the tests with the
+line that says what to do; it never skips them.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import secrets
@@ -21,12 +24,12 @@ import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import nbformat
 import pytest
 from playwright.async_api import Browser, async_playwright
 
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -37,6 +40,33 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load_find_browser() -> ModuleType:
+    """``tools/find_browser.py``, imported from its file (tools/ is no package)."""
+    if "find_browser" in sys.modules:
+        return sys.modules["find_browser"]
+    spec = importlib.util.spec_from_file_location(
+        "find_browser", ROOT / "tools" / "find_browser.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["find_browser"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+find_browser = _load_find_browser()
+
+
+def chromium() -> str:
+    """The browser's path, found as ``make test`` finds it; fails the test if none."""
+    try:
+        return find_browser.find().path
+    except find_browser.BrowserNotFound as error:
+        pytest.fail(str(error), pytrace=False)
+
+
 ARTIFACTS = ROOT / "test-artifacts"
 TIMEOUT_FACTOR = float(os.environ.get("WSTEACH_TIMEOUT_FACTOR", "1"))
 
@@ -48,16 +78,11 @@ def timeout_ms(seconds: float) -> float:
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    """The system Chromium, headless, closed after the test."""
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(
-            f"chromium is missing: {CHROMIUM} does not exist\n"
-            "install it with: apt-get update && apt-get install -y chromium "
-            "(.ci/run does this; never use 'playwright install')"
-        )
+    """The browser ``chromium()`` finds, headless, closed after the test."""
+    path = chromium()
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+            executable_path=path, args=CHROMIUM_ARGS, headless=True
         )
         try:
             yield browser
