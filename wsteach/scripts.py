@@ -210,7 +210,8 @@ class Script:
         """Wait until the script prints ``text``; return its output so far.
 
         Each call looks only after the previous match, so waiting twice for
-        ``"Pong"`` waits for the second one.
+        ``"Pong"`` waits for the second one. It returns once the line holding
+        ``text`` is shown (up to 0.2 s more for a prompt without a newline).
 
         Raises:
             ScriptExited: If the script ends without printing ``text``.
@@ -223,6 +224,7 @@ class Script:
                     found = self.output.find(text, self._cursor)
                     if found != -1:
                         self._cursor = found + len(text)
+                        await self._line_shown(found)
                         return self.output
                     if self._reader.done():
                         raise ScriptExited(
@@ -236,6 +238,19 @@ class Script:
                 f"{self.name} didn't print {text!r} within {timeout:g} s; "
                 f"it is still running; its output so far:\n{_indent(self.output)}"
             ) from None
+
+    async def _line_shown(self, position: int) -> None:
+        """Give the line holding ``position`` a moment to end, so it's shown.
+
+        Lines are shown once complete; a print's newline often comes in a
+        second read. A prompt, which never ends, is waited for 0.2 s at most.
+        """
+        while self.running and position >= len(self.output) - len(self._screen.partial):
+            grown = self._grown
+            try:
+                await asyncio.wait_for(grown.wait(), 0.2)
+            except TimeoutError:
+                return
 
     # Input
 
