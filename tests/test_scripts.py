@@ -177,7 +177,7 @@ async def test_send_line_to_input(folder: Path, capsys: pytest.CaptureFixture[st
     await asker.wait_for_output("Enter message: ", timeout=T)
     await asker.send_line("quit")
     await asker.wait_for_output("bye", timeout=T)
-    await asyncio.wait_for(asker.process.wait(), T)
+    assert await asker.wait(timeout=T) == 0
     await asker.stop()  # Nothing left to stop: returns at once.
     assert asker.returncode == 0
     assert asker.output == "Enter message: \nYou said: Hello\nEnter message: \nbye\n"
@@ -237,6 +237,8 @@ async def test_wait_for_output_finds_each_occurrence(folder: Path):
     await asker.send_line("one")
     await asker.wait_for_output("Enter message", timeout=T)
     assert asker.running
+    with pytest.raises(TimeoutError, match=r"still runs after 0\.1 s: stop it with"):
+        await asker.wait(timeout=0.1)
     await asker.stop()
 
 

@@ -25,7 +25,9 @@ process ends them when the kernel's end of a pipe closes.
 Limits: input is line by line (:meth:`Script.send_line`); there is no
 terminal, so programs that need one (``curses``, password prompts) don't work.
 A partial line (a prompt such as ``input("Message: ")``) is shown once the
-line ends, or when you answer it with :meth:`Script.send_line`.
+line ends, or when you answer it with :meth:`Script.send_line`. Lines that come
+while JupyterLab asks the kernel something else (a Tab completion, say) go with
+that request and are not shown; :attr:`Script.output` still has them.
 """
 
 from __future__ import annotations
@@ -206,8 +208,8 @@ class Script:
         self._grown.set()
         self._grown = asyncio.Event()
 
-    async def wait_for_output(self, text: str, *, timeout: float = 10) -> str:
-        """Wait until the script prints ``text``; return its output so far.
+    async def wait_for_output(self, text: str, *, timeout: float = 10) -> None:
+        """Wait until the script prints ``text`` (:attr:`output` holds it all).
 
         Each call looks only after the previous match, so waiting twice for
         ``"Pong"`` waits for the second one. It returns once the line holding
@@ -225,7 +227,7 @@ class Script:
                     if found != -1:
                         self._cursor = found + len(text)
                         await self._line_shown(found)
-                        return self.output
+                        return
                     if self._reader.done():
                         raise ScriptExited(
                             f"{self.name} ended ({_ending(self.returncode)}) "
@@ -238,6 +240,22 @@ class Script:
                 f"{self.name} didn't print {text!r} within {timeout:g} s; "
                 f"it is still running; its output so far:\n{_indent(self.output)}"
             ) from None
+
+    async def wait(self, *, timeout: float = 10) -> int:
+        """Wait until the script ends by itself; return its exit status.
+
+        Raises:
+            TimeoutError: If it still runs after ``timeout`` seconds.
+        """
+        try:
+            await asyncio.wait_for(asyncio.shield(self._reader), timeout)
+        except TimeoutError:
+            raise TimeoutError(
+                f"{self.name} still runs after {timeout:g} s: "
+                "stop it with stop() (Ctrl+C) or kill()"
+            ) from None
+        assert self.process.returncode is not None
+        return self.process.returncode
 
     async def _line_shown(self, position: int) -> None:
         """Give the line holding ``position`` a moment to end, so it's shown.
