@@ -297,9 +297,7 @@ async def _script_serves(names: dict[str, Any]) -> None:
         last = output.splitlines()[-1].strip() if output else "nothing"
         if "address already in use" in output:
             last += " (stop the notebook's server first: await server.stop())"
-        raise Mismatch(
-            f'"{LISTENING} ..."', last, f"{SCRIPT}, run with python"
-        ) from None
+        raise Mismatch(f"{LISTENING} ...", last, f"{SCRIPT}, run with python") from None
     try:
         await process.wait_for_output("\n", timeout=TIMEOUT)
         found = re.search(rf"{LISTENING} (\d+)", process.output, re.IGNORECASE)
