@@ -33,6 +33,7 @@ from wsteach.exercises import (
     Question,
     Result,
     Run,
+    Step,
     _core,
     echo_server,
     expect,
@@ -882,3 +883,43 @@ async def test_script_step(tmp_path, monkeypatch, capsys):
     path.write_text("def f(:\n")
     broken = await script.results({})
     assert "on line 1" in broken[0].detail
+
+
+async def test_step_prints_hints_and_solution(capsys, monkeypatch):
+    """A step prints a header and one line per check, reads IPython's namespace, never raises."""
+    await echo_server.port.check({"PORT": 7890})
+    await echo_server.port.check({})
+    echo_server.port.hint()
+    echo_server.port.hint(3)
+    echo_server.port.solution()
+    out = capsys.readouterr().out
+    assert out.startswith(
+        "Step 2.1 · The port\n  ✓ PORT is a whole number: passed\n"
+        "  ✓ PORT is a port your programs may use: passed\n"
+        "  all passed: well done!\nStep 2.1 · The port\n"
+        "  · PORT is a whole number: not attempted yet — write PORT = ..."
+    )
+    assert f"Hint 1 of 2: {echo_server.port.hints[0]}" in out
+    assert "step 2.1 has hints 1 to 2; solution() shows the answer" in out
+    assert 'Solution to step 2.1 · The port\n\nPORT = 7890\nprint("Server' in out
+    assert repr(echo_server.port) == "<Step 2.1 · The port>"
+
+    class Shell:
+        def __init__(self) -> None:
+            self.user_ns = {"PORT": 7891}
+
+    assert _core.notebook_namespace() == {}
+    monkeypatch.setattr(IPython, "get_ipython", lambda: Shell())
+    assert _core.notebook_namespace() == {"PORT": 7891}
+    results = await echo_server.port.results()
+    assert [r.status for r in results] == [PASSED, PASSED]
+
+
+async def test_step_reports_unexpected_errors():
+    """An exception in a check becomes a failed line naming it."""
+
+    async def broken(names):
+        raise KeyError("x")
+
+    step = Step("0.9", "Broken", checks=[("boom", broken)], hints=[], solution="")
+    assert await step.results({}) == [Result("boom", FAILED, "KeyError: 'x'")]

@@ -14,6 +14,7 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 
 import wsteach
+from wsteach import scripts
 from wsteach.clients import TIMEOUT_FACTOR
 from wsteach.scripts import _Screen
 
@@ -407,3 +408,14 @@ async def test_output_shows_under_the_running_cell(folder: Path):
     finally:
         kernel.client.stop_channels()
         await kernel.manager.shutdown_kernel(now=True)
+
+
+async def test_kill_and_signal_after_the_end(folder: Path):
+    """kill() on a script that ended does nothing; a signal to a gone process is no error."""
+    script = await wsteach.run_script("crash.py")
+    assert await script.wait(timeout=T) == 1
+    await script.kill()
+    assert script.returncode == 1
+    scripts._signal(script.process, "kill")  # Its process group is gone.
+    scripts._signal(script.process, "interrupt")
+    assert scripts._ending(None) == "still running"
