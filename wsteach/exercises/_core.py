@@ -438,8 +438,8 @@ class Question:
 
     In the notebook, the question comes before the cell that answers it::
 
-        carol_sees = ...  # your prediction: a close code
-        ex.predict_close_code.check(carol_sees)
+        erin_code = ...  # Your prediction: a close code.
+        ex.predict_3_4.check(erin_code)
 
     ``check`` compares loosely: a number may be given as ``1001`` or ``"1001"``;
     text ignores case and surrounding spaces; a set of names may be a list, a
