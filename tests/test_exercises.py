@@ -471,6 +471,21 @@ async def test_cause_handler_reads_once():
     )
 
 
+async def test_cause_loop_that_ends_early():
+    """A handler whose loop ends while its client stays is told so, not to add a loop."""
+
+    async def two_only(websocket):
+        async for message in websocket:
+            await websocket.send("Pong: " + message)
+            break
+
+    detail = await _failure(two_only)
+    assert detail.endswith(
+        "likely cause: your handler returned while its client was still connected, "
+        "so websockets closed the connection: its loop ended before the client left"
+    )
+
+
 async def test_cause_send_without_await():
     """A send without await is named as the cause of the missing reply."""
 
