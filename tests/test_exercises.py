@@ -895,6 +895,12 @@ async def test_script_step(tmp_path, monkeypatch, capsys):
         "server_echo.py, run with python: expected 'Server listening on port ...', "
         "received 'ZeroDivisionError: division by zero'"
     )
+    async with wsteach.start(wsteach.echo, port=0, host="127.0.0.1") as holder:
+        path.write_text(code.replace("7890", str(holder.port)))
+        taken = await script.results({})
+    assert taken[1].detail.endswith(
+        "in use (stop the notebook's server first: await server.stop())'"
+    )
     path.write_text("def f(:\n")
     broken = await script.results({})
     assert "on line 1" in broken[0].detail

@@ -136,6 +136,23 @@ async def test_crash_shows_the_traceback(folder: Path):
     assert "    starting" in message
 
 
+async def test_port_in_use_is_explained(folder: Path):
+    """A script that can't bind its port: the error says what holds it and what to do."""
+    server, url = await start_server()
+    port = url.rsplit(":", 1)[1]
+    (folder / "bind.py").write_text(
+        f"import socket\nsocket.create_server(('127.0.0.1', {port}))\n"
+    )
+    with pytest.raises(wsteach.ScriptExited) as caught:
+        await wsteach.run_script("bind.py", wait_for="listening", timeout=T)
+    assert "Address already in use" in str(caught.value)
+    assert str(caught.value).endswith(
+        "fix: another server holds that port; stop it first (a notebook server: "
+        "await server.stop(), or await wsteach.stop_all()), or use another port\n"
+    )
+    await server.stop()
+
+
 async def test_crash_returncode(folder: Path, capsys: pytest.CaptureFixture[str]):
     """Without wait_for, the crash shows under the cell and returncode is 1."""
     script = await wsteach.run_script("crash.py")

@@ -233,7 +233,7 @@ class Script:
                         raise ScriptExited(
                             f"{self.name} ended ({_ending(self.returncode)}) "
                             f"without printing {text!r}; its output:\n"
-                            f"{_indent(self.output)}"
+                            f"{_indent(self.output)}{_advice(self.output)}"
                         )
                     await grown.wait()
         except TimeoutError:
@@ -355,6 +355,17 @@ def _ending(code: int | None) -> str:
         except ValueError:  # pragma: no cover - a signal Python doesn't name
             return f"ended by signal {-code}"
     return f"exited with code {code}"
+
+
+def _advice(output: str) -> str:
+    """What to do about an error a script printed, when it's a common one."""
+    if "address already in use" in output.lower():
+        return (
+            "fix: another server holds that port; stop it first (a notebook "
+            "server: await server.stop(), or await wsteach.stop_all()), or use "
+            "another port\n"
+        )
+    return ""
 
 
 def _indent(text: str) -> str:
