@@ -899,7 +899,7 @@ async def test_script_step(tmp_path, monkeypatch, capsys):
         path.write_text(code.replace("7890", str(holder.port)))
         taken = await script.results({})
     assert taken[1].detail.endswith(
-        "in use (stop the notebook's server first: await server.stop())'"
+        "in use (stop the notebook's server first: await server.stop())\""
     )
     path.write_text("def f(:\n")
     broken = await script.results({})
