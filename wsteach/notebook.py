@@ -455,12 +455,16 @@ def _explain(exc: OSError, port: int) -> OSError:
 
 
 async def stop_all() -> None:
-    """Stop every server that :func:`start` started in this process.
+    """Stop every server and script that this process started.
 
+    Servers are those of :func:`start`, scripts those of :func:`wsteach.run_script`.
     Servers whose stop was interrupted (Kernel → Interrupt) are stopped too.
     """
     for running in list(_running.values()):
         await running.stop()
+    from .scripts import stop_scripts
+
+    await stop_scripts()
 
 
 def running_servers(*, everywhere: bool = False) -> list[Running | Record]:
