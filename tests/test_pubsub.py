@@ -15,6 +15,7 @@ from serverproc import ServerProcess
 from websockets.exceptions import InvalidStatus
 
 import wsteach
+from wsteach.limits import Limits
 from wsteach.pubsub import RedisRoom, RedisRoomError, _reason, _shown, redis_url
 from wsteach.redis_server import RedisServer
 
@@ -296,7 +297,9 @@ async def test_redis_with_echo_is_refused() -> None:
 async def test_room_in_process_relays_and_says_what_happens(redis: RedisServer) -> None:
     """Two RedisRooms in one process form one room; an outage and the return are said."""
     said: list[str] = []
-    first = RedisRoom(redis.url, say=said.append, backoff=(0.01, 0.05))
+    first = RedisRoom(
+        redis.url, say=said.append, backoff=(0.01, 0.05), limits=Limits(rate=None)
+    )
     second = RedisRoom(redis.url, say=said.append)
     async with first, second:
         assert said[1].endswith(": 2 processes subscribed")
@@ -314,6 +317,11 @@ async def test_room_in_process_relays_and_says_what_happens(redis: RedisServer) 
             assert await ann.recv() == PREFIX + "hi"
             assert await bob.recv() == PREFIX + "hi"
             assert "whole" in repr(first)
+            # A burst queues up: published in batches, still in order.
+            await asyncio.gather(*(alice.send(f"burst {k}") for k in range(50)))
+            for k in range(50):
+                assert await bob.recv() == PREFIX + f"burst {k}"
+                assert await ann.recv() == PREFIX + f"burst {k}"
 
             redis.kill()
             await alice.send("alone")  # Published to a dead Redis: delivered here.
