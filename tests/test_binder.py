@@ -60,7 +60,7 @@ def test_every_dependency_is_pinned_to_a_version_it_accepts() -> None:
 
 
 def test_binder_holds_only_what_repo2docker_reads() -> None:
-    """binder/ has runtime.txt and requirements.txt; a postBuild runs with set -e."""
+    """binder/ has runtime.txt and requirements.txt; apt.txt, postBuild (set -e) may be there."""
     names = {path.name for path in BINDER.iterdir()}
     assert (
         {"runtime.txt", "requirements.txt"}
@@ -68,6 +68,7 @@ def test_binder_holds_only_what_repo2docker_reads() -> None:
         <= {
             "runtime.txt",
             "requirements.txt",
+            "apt.txt",
             "postBuild",
         }
     )
@@ -81,3 +82,9 @@ def test_readme_badge_opens_the_start_notebook_in_jupyterlab() -> None:
     badge = re.search(r"\(https://mybinder\.org/v2/gh/([^)\s]+)\)", readme)
     assert badge, "no Binder badge link in README.md"
     assert badge[1].endswith("?urlpath=lab/tree/notebooks/00-start-here.ipynb")
+
+
+def test_apt_installs_redis_server() -> None:
+    """apt.txt installs Debian's redis-server, which notebook 08 starts."""
+    packages = (BINDER / "apt.txt").read_text().split()
+    assert "redis-server" in packages
