@@ -326,13 +326,17 @@ async def test_room_in_process_relays_and_says_what_happens(redis: RedisServer) 
             redis.kill()
             await alice.send("alone")  # Published to a dead Redis: delivered here.
             assert await ann.recv() == PREFIX + "alone"
-            await until(lambda: not first.whole and not second.whole, "both noticed")
+            for room in (first, second):
+                await room.wait_until(whole=False)
             assert "local only" in repr(first)
             redis.start()
-            await until(lambda: first.whole and second.whole, "both are back")
+            for room in (first, second):
+                await room.wait_until(whole=True)
             await bob.send("back")
             assert await alice.recv() == PREFIX + "back"
             assert await ann.recv() == PREFIX + "back"
+    with pytest.raises(TimeoutError):
+        await first.wait_until(whole=True, timeout=0.01)
     assert sum("went away" in line for line in said) == 2, said
     assert sum("is back" in line for line in said) == 2, said
 

@@ -152,6 +152,7 @@ class RedisRoom(Room):
         self._local: dict[str, ServerConnection] = {}
         self._outbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self._broken = asyncio.Event()
+        self._changed = asyncio.Event()
         self._client: aioredis.Redis | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -189,7 +190,7 @@ class RedisRoom(Room):
                 f"cannot reach redis at {_shown(self.url)}: {_reason(exc)}; "
                 "start redis-server there, or correct the URL"
             ) from exc
-        self.whole = True
+        self._set_whole(True)
         self.say(
             f"room {self.channel!r} through redis at {_shown(self.url)}: "
             f"{count} {'process' if count == 1 else 'processes'} subscribed"
@@ -205,7 +206,7 @@ class RedisRoom(Room):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        self.whole = False
+        self._set_whole(False)
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -221,6 +222,21 @@ class RedisRoom(Room):
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
+
+    async def wait_until(self, *, whole: bool, timeout: float = 10) -> None:
+        """Wait until :attr:`whole` is ``whole``: the room is whole, or split.
+
+        Raises:
+            TimeoutError: It didn't happen within ``timeout`` seconds.
+        """
+        async with asyncio.timeout(timeout):
+            while self.whole is not whole:
+                await self._changed.wait()
+
+    def _set_whole(self, whole: bool) -> None:
+        self.whole = whole
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     # Clients of this process
 
@@ -306,7 +322,7 @@ class RedisRoom(Room):
                     continue
                 delay = first
                 self._broken.clear()
-                self.whole = True
+                self._set_whole(True)
                 self.say(
                     f"redis at {_shown(self.url)} is back: the room is whole again "
                     f"for this process's clients ({count} subscribed now)"
@@ -351,7 +367,7 @@ class RedisRoom(Room):
         """Say once that Redis went away; the room goes on locally."""
         if not self.whole:
             return
-        self.whole = False
+        self._set_whole(False)
         count = len(self.connected)
         self.say(
             f"redis at {_shown(self.url)} went away ({_reason(exc)}): this process "
