@@ -58,7 +58,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from websockets.asyncio.server import ServerConnection
 
 from .limits import Limits
@@ -315,7 +317,7 @@ class RedisRoom(Room):
         while True:
             if pubsub is None:
                 try:
-                    pubsub, count = await self._subscribe()
+                    pubsub, _ = await self._subscribe()
                 except (RedisError, OSError, TimeoutError):
                     await asyncio.sleep(delay * random.uniform(0.5, 1.0))
                     delay = min(delay * 2, longest)
@@ -325,7 +327,7 @@ class RedisRoom(Room):
                 self._set_whole(True)
                 self.say(
                     f"redis at {_shown(self.url)} is back: the room is whole again "
-                    f"for this process's clients ({count} subscribed now)"
+                    "for this process's clients"
                 )
             listening = asyncio.create_task(self._listen(pubsub))
             broken = asyncio.create_task(self._broken.wait())
@@ -339,7 +341,7 @@ class RedisRoom(Room):
                 exc = listening.exception()
                 if exc is not None and not isinstance(exc, RedisError | OSError):
                     raise exc
-                self._lost(exc or ConnectionError("the subscription ended"))
+                self._lost(exc or RedisError("the subscription ended"))
             with contextlib.suppress(RedisError, OSError):
                 await pubsub.aclose()
             pubsub = None
@@ -369,7 +371,14 @@ class RedisRoom(Room):
             return
         self._set_whole(False)
         count = len(self.connected)
+        logger.info("redis went away: %s", exc)
+        # A lost connection is what "went away" says; anything else (Redis
+        # refused a command) is worth its own words.
+        lost = isinstance(
+            exc, RedisConnectionError | RedisTimeoutError | OSError | TimeoutError
+        )
+        why = "" if lost else f" ({_reason(exc)})"
         self.say(
-            f"redis at {_shown(self.url)} went away ({_reason(exc)}): this process "
+            f"redis at {_shown(self.url)} went away{why}: this process "
             f"relays between its own {count} client(s) only; reconnecting"
         )

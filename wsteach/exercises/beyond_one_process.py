@@ -35,7 +35,7 @@ from ..clients import TIMEOUT_FACTOR, connect
 from ._core import FAILED, NOT_ATTEMPTED, PASSED, Exercise, Mismatch, Result, expect
 from .broadcast import next_message
 
-__all__ = ["CHANNEL", "SOLUTION", "Servers", "publish", "relay"]
+__all__ = ["CHANNEL", "SOLUTION", "ScriptExercise", "Servers", "publish", "relay"]
 
 CHANNEL = "room"
 """The channel ``room_redis.py`` publishes on and subscribes to."""
@@ -255,8 +255,11 @@ async def _running(
                 await process.stop()
 
 
-class ScriptExercise(Exercise):
+class ScriptExercise:
     """An exercise whose answer is a script, run as real processes on a private Redis.
+
+    It has the methods of :class:`~wsteach.exercises.Exercise` (``check``,
+    ``hint``, ``solution``); ``check`` takes the script's path.
 
     Args:
         functions: The functions the student writes in the script; while
@@ -278,12 +281,21 @@ class ScriptExercise(Exercise):
         solution: str,
         diagnose: Callable[[str], str] = lambda detail: "",
     ) -> None:
-        super().__init__(
-            number, title, scenarios=scenarios, hints=hints, solution=solution
-        )
+        self.number = number
+        self.title = title
+        self.scenarios = list(scenarios)
+        self.hints = list(hints)
+        self.code = solution.strip("\n")
         self.functions = list(functions)
         self.needs = list(needs)
         self.diagnose = diagnose
+
+    def __repr__(self) -> str:
+        return f"<ScriptExercise {self.number} · {self.title}>"
+
+    check = Exercise.check
+    hint = Exercise.hint
+    solution = Exercise.solution
 
     async def results(self, answer: Any) -> list[Result]:
         """Run the script ``answer`` (a path) and play every scenario against it."""
@@ -298,7 +310,9 @@ class ScriptExercise(Exercise):
         if problem:
             return every(FAILED, problem)
         if missing:
-            return every(FAILED, f"{path} has no function {missing[0]}: keep its name")
+            return every(
+                FAILED, f"{path.name} has no function {missing[0]}: keep its name"
+            )
         if all(name in stubs for name in self.functions):
             listed = " and ".join(self.functions)
             return every(
