@@ -210,7 +210,7 @@ async def test_sigterm_of_one_process(redis: RedisServer, processes: Start) -> N
 
 
 async def test_limits_per_process(redis: RedisServer, processes: Start) -> None:
-    """--max-clients counts this process's clients; the rate limit closes a flood with 1008."""
+    """--max-clients counts this process's clients; a flood gets 1008, a huge message 1009."""
     servers = [
         await processes(
             "broadcast",
@@ -224,6 +224,8 @@ async def test_limits_per_process(redis: RedisServer, processes: Start) -> None:
             "2",
             "--burst",
             "2",
+            "--max-message",
+            "100",
         )
         for _ in range(2)
     ]
@@ -242,6 +244,11 @@ async def test_limits_per_process(redis: RedisServer, processes: Start) -> None:
     got = texts(calm)
     assert 2 <= len(got) < 10
     assert got == [f"m{k}" for k in range(len(got))]
+    huge = await wsteach.connect(servers[0].url, name="huge")
+    await huge.send("x" * 101)
+    await huge.wait_closed()
+    assert huge.close_code == 1009
+    assert texts(calm) == got, "nothing of the huge message was relayed"
     await calm.close()
 
 
