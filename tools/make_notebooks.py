@@ -74,13 +74,22 @@ def student_version(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
         if cell.cell_type == "code":
             new = nbformat.v4.new_code_cell(strip_solutions(cell.source))
         elif cell.cell_type == "markdown":
-            new = nbformat.v4.new_markdown_cell(cell.source)
+            new = nbformat.v4.new_markdown_cell(_from_students_folder(cell.source))
         else:
             new = nbformat.v4.new_raw_cell(cell.source)
         new.id = cell.id
         new.metadata = metadata
         student.cells.append(new)
     return student
+
+
+def _from_students_folder(markdown: str) -> str:
+    """Rewrite links to the repository's root for a notebook one folder up.
+
+    A solution notebook links ``../../docs/...``; the student notebook, in
+    ``notebooks/``, reaches the same file at ``../docs/...``.
+    """
+    return markdown.replace("](../../", "](../")
 
 
 def render(notebook: nbformat.NotebookNode) -> str:
