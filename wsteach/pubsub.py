@@ -340,7 +340,8 @@ class RedisRoom(Room):
             if listening.done() and not listening.cancelled():
                 exc = listening.exception()
                 if exc is not None and not isinstance(exc, RedisError | OSError):
-                    raise exc
+                    # A bug, not an outage: say so, and start afresh.
+                    logger.error("relaying from redis failed", exc_info=exc)
                 self._lost(exc or RedisError("the subscription ended"))
             with contextlib.suppress(RedisError, OSError):
                 await pubsub.aclose()
