@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
@@ -294,6 +295,22 @@ async def test_unreachable_redis_is_one_line(redis: RedisServer) -> None:
         f"wsteach: cannot reach redis at {url}: connection refused; "
         "start redis-server there, or correct the URL\n"
     )
+
+
+async def test_port_in_use_with_redis_is_one_line(redis: RedisServer) -> None:
+    """A taken port with --redis: the port's one line, status 1, Redis left clean."""
+    with socket.socket() as taken:
+        taken.bind(("localhost", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = await run_cli(
+            "serve", "broadcast", "--port", str(port), "--redis", redis.url
+        )
+    assert code == 1
+    assert err.startswith(f"wsteach: port {port} is already in use by another program")
+    client = aioredis.Redis.from_url(redis.url)
+    assert await client.pubsub_numsub("wsteach") == [(b"wsteach", 0)]
+    await client.aclose()
 
 
 async def test_redis_with_echo_is_refused() -> None:
