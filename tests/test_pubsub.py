@@ -317,7 +317,7 @@ async def test_redis_with_echo_is_refused() -> None:
     """--redis is for the broadcast room: with echo, a usage error."""
     code, _, err = await run_cli("serve", "echo", "--redis", "redis://localhost")
     assert code == 2
-    assert err.endswith("error: --redis works with the broadcast server only\n")
+    assert "--redis works with the broadcast server only" in err
 
 
 # RedisRoom in this process
