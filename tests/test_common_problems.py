@@ -765,6 +765,102 @@ async def _(ctx: Context) -> str:
     return seen
 
 
+# Redis (notebook 08 and wsteach serve broadcast --redis) -------------------
+
+REDIS_PORT = 6379  # The page's Redis port, as 7890 is its WebSocket port.
+
+
+def as_redis_port(output: str, port: int) -> str:
+    """Write the port a reproducer's Redis used as the page's 6379."""
+    return re.sub(rf"(?<!\d){port}(?!\d)", str(REDIS_PORT), output)
+
+
+@reproduces("redis-connection-refused")
+async def _(ctx: Context) -> str:
+    port = int(await ctx.kernel.value("port = free_port()\nport"))
+    notebook = await ctx.kernel.run("""
+        import redis.asyncio as redis
+
+        r = redis.Redis.from_url(f"redis://localhost:{port}/0")
+        await r.ping()
+        """)
+    cli = await run_process(
+        sys.executable,
+        "-m",
+        "wsteach",
+        "serve",
+        "broadcast",
+        "--port",
+        "0",
+        "--redis",
+        f"redis://localhost:{port}/0",
+    )
+    assert cli.returncode == 1 and cli.stdout == ""
+    return as_redis_port(notebook + cli.stderr, port)
+
+
+@reproduces("redis-url-scheme")
+async def _(ctx: Context) -> str:
+    notebook = await ctx.kernel.run("""
+        import redis.asyncio as redis
+
+        r = redis.Redis.from_url("localhost:6379")
+        """)
+    cli = await run_process(
+        sys.executable,
+        "-m",
+        "wsteach",
+        "serve",
+        "broadcast",
+        "--port",
+        "0",
+        "--redis",
+        "localhost:6379",
+    )
+    assert cli.returncode == 1 and cli.stdout == ""
+    return notebook + cli.stderr
+
+
+@reproduces("forgotten-subscriber-task")
+async def _(ctx: Context) -> str:
+    from redisserver import running_redis
+
+    from wsteach.exercises.beyond_one_process import SOLUTION
+
+    script = ctx.tmp_path / "room_redis.py"
+    script.write_text(
+        SOLUTION.replace(
+            "    return asyncio.create_task(relay_from_redis(pubsub))",
+            "    relay_from_redis(pubsub)",
+        )
+    )
+    with running_redis() as redis_server:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-u",
+            str(script),
+            str(free_port()),
+            redis_server.url,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        assert process.stdout is not None
+        lines = []
+        try:
+            async with asyncio.timeout(10):
+                while "Server listening" not in (lines or [""])[-1]:
+                    lines.append((await process.stdout.readline()).decode())
+        finally:
+            process.kill()
+            await process.wait()
+    check = await ctx.kernel.run(f"""
+        from wsteach.exercises import beyond_one_process as ex
+
+        await ex.relay.check({str(script)!r})
+        """)
+    return "".join(lines) + check
+
+
 # The tests -----------------------------------------------------------------
 
 PROBLEMS = parse_page(PAGE.read_text(encoding="utf-8"))

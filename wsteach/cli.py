@@ -29,6 +29,7 @@ from websockets.protocol import State
 from .internals import close_frames
 from .limits import Limits, RateLimit
 from .notebook import Handler, PortInUseError, start
+from .pubsub import DEFAULT_CHANNEL, RedisRoom, RedisRoomError
 from .servers import Room, echo
 from .trace import NAME_HEADER
 
@@ -81,6 +82,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     serve.add_argument(
         "--web", action="store_true", help="also serve the chat page on the same port"
+    )
+    shared = serve.add_argument_group("one room across processes (broadcast only)")
+    shared.add_argument(
+        "--redis",
+        metavar="URL",
+        help="share the room with every process on the same Redis channel, "
+        "e.g. redis://localhost:6379/0",
+    )
+    shared.add_argument(
+        "--channel",
+        default=DEFAULT_CHANNEL,
+        help=f"the Redis channel: one room per channel (default: {DEFAULT_CHANNEL})",
     )
     limits = serve.add_argument_group("classroom limits")
     limits.add_argument(
@@ -141,7 +154,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="SECONDS",
         help=f"time to finish the opening handshake (default: {defaults.open_timeout:g})",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.redis is not None and args.server != "broadcast":
+        serve.error("--redis works with the broadcast server only")
+    return args
 
 
 def limits_from(args: argparse.Namespace) -> Limits:
@@ -247,17 +263,32 @@ async def serve(args: argparse.Namespace) -> None:
         loop.add_signal_handler(signum, stop.set)
 
     limits = limits_from(args)
+    room: RedisRoom | None = None
     if args.server == "echo":
         handler = classroom_echo(limits)
-    else:
+    elif args.redis is None:
         handler = Room(limits=limits).handler
-    running = await start(
-        announce(handler),
-        host=args.host,
-        port=args.port,
-        trace=False,
-        **limits.serve_options(web=args.web),
-    )
+    else:
+        room = RedisRoom(
+            args.redis,
+            channel=args.channel,
+            limits=limits,
+            say=lambda line: print(line, flush=True),
+        )
+        await room.start()
+        handler = room.handler
+    try:
+        running = await start(
+            announce(handler),
+            host=args.host,
+            port=args.port,
+            trace=False,
+            **limits.serve_options(web=args.web),
+        )
+    except BaseException:
+        if room is not None:
+            await room.close()
+        raise
     print(f"wsteach {args.server} server listening on {running.url}", flush=True)
     if args.web:
         print(f"chat page: {running.url.replace('ws://', 'http://')}/", flush=True)
@@ -281,6 +312,8 @@ async def serve(args: argparse.Namespace) -> None:
             flush=True,
         )
         await running.stop()
+        if room is not None:
+            await room.close()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
 
@@ -296,6 +329,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"stop it, or choose another port with --port {args.port + 1}",
             file=sys.stderr,
         )
+        return 1
+    except RedisRoomError as exc:
+        print(f"wsteach: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
         print(

@@ -1,0 +1,217 @@
+"""Notebook 08's exercises: the student's room_redis.py, run as real processes on Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import pkgutil
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import pytest
+from redisserver import running_redis
+from serverproc import FACTOR
+
+import wsteach
+import wsteach.exercises
+from wsteach.exercises import Exercise
+from wsteach.exercises import beyond_one_process as ex
+from wsteach.exercises._core import FAILED, NOT_ATTEMPTED, PASSED
+
+ROOT = Path(__file__).resolve().parent.parent
+NAME = "08-beyond-one-process.ipynb"
+MARKER = re.compile(r"^\s*# (BEGIN|END) SOLUTION")
+
+
+def script_cell(path: Path) -> str:
+    """The room_redis.py that the notebook's %%writefile cell writes."""
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.source.startswith("%%writefile room_redis.py"):
+            return cell.source.split("\n", 1)[1] + "\n"
+    raise AssertionError(f"{path.name} has no %%writefile room_redis.py cell")
+
+
+def solution_script() -> str:
+    lines = script_cell(ROOT / "notebooks" / "solutions" / NAME).splitlines()
+    return "\n".join(line for line in lines if not MARKER.match(line)) + "\n"
+
+
+@pytest.fixture
+def write(tmp_path: Path) -> Iterator[object]:
+    def writer(source: str, name: str = "room_redis.py") -> Path:
+        path = tmp_path / name
+        path.write_text(source)
+        return path
+
+    yield writer
+
+
+def test_solution_is_the_notebooks_script() -> None:
+    """ex.SOLUTION is the solution notebook's room_redis.py, markers left out."""
+    assert solution_script() == ex.SOLUTION
+
+
+@pytest.mark.parametrize("exercise", [ex.publish, ex.relay], ids=["8.1", "8.2"])
+async def test_solution_passes(exercise: ex.ScriptExercise, write) -> None:
+    """The notebook's script passes every scenario, run as two real processes."""
+    results = await exercise.results(write(solution_script()))
+    assert [r.status for r in results] == [PASSED] * len(results), results
+
+
+@pytest.mark.parametrize("exercise", [ex.publish, ex.relay], ids=["8.1", "8.2"])
+async def test_student_stub_is_not_attempted(
+    exercise: ex.ScriptExercise, write
+) -> None:
+    """The student notebook's script reports "not attempted yet" for both exercises."""
+    student = script_cell(ROOT / "notebooks" / NAME)
+    assert "r.publish" not in student and "create_task" not in student
+    results = await exercise.results(write(student))
+    assert [r.status for r in results] == [NOT_ATTEMPTED] * len(results), results
+
+
+async def test_forgotten_subscriber_task_is_named(write, capsys) -> None:
+    """A start_relay that starts no task: 8.2 fails and names the likely cause."""
+    source = ex.SOLUTION.replace(
+        "    return asyncio.create_task(relay_from_redis(pubsub))", "    ..."
+    )
+    await ex.relay.check(write(source))
+    out = capsys.readouterr().out
+    assert "✗" in out and "all passed" not in out
+    assert "does start_relay start relay_from_redis with asyncio.create_task" in out
+
+
+async def test_plain_text_on_the_channel_fails_8_1(write, capsys) -> None:
+    """Publishing the bare text, without its sender, fails 8.1 saying what arrived."""
+    source = ex.SOLUTION.replace(
+        "await r.publish(CHANNEL, json.dumps(data))",
+        "await r.publish(CHANNEL, message)",
+    )
+    await ex.publish.check(write(source))
+    out = capsys.readouterr().out
+    assert "published on the channel: expected {'sender': '…', 'text': 'hi'}" in out
+    assert "received 'hi'" in out
+
+
+async def test_8_2_needs_8_1(write) -> None:
+    """With publish still a stub, 8.2 says to write it first."""
+    source = ex.SOLUTION.replace(
+        '    data = {"sender": str(websocket.id), "text": message}\n'
+        "    await r.publish(CHANNEL, json.dumps(data))",
+        "    ...",
+    )
+    results = await ex.relay.results(write(source))
+    assert {(r.status, r.detail) for r in results} == {
+        (FAILED, "write publish first (the exercise before)")
+    }
+
+
+async def test_crash_at_start_is_shown(write) -> None:
+    """A script that exits before listening fails with its last line of output."""
+    source = ex.SOLUTION.replace('CHANNEL = "room"', 'CHANNEL = "room"\n1 / 0')
+    results = await ex.publish.results(write(source))
+    assert results[0].status == FAILED
+    assert results[0].detail.startswith("your script exited (code 1)")
+    assert results[0].detail.endswith("ZeroDivisionError: division by zero")
+
+
+async def test_unusable_answers(write) -> None:
+    """No file, a syntax error, a renamed function: one clear line each."""
+    missing = await ex.publish.results("no_such_file.py")
+    assert missing[0].detail == (
+        "there is no file no_such_file.py: run its %%writefile cell first"
+    )
+    broken = await ex.publish.results(write("def publish(:\n"))
+    assert broken[0].detail == "room_redis.py has a syntax error on line 1"
+    renamed = await ex.publish.results(write("async def send_it(websocket, m): pass\n"))
+    assert renamed[0].detail == "room_redis.py has no function publish: keep its name"
+
+
+def test_hints_and_solution(capsys) -> None:
+    """Two hints each, then the solution's code."""
+    for exercise in (ex.publish, ex.relay):
+        exercise.hint()
+        exercise.hint(2)
+        exercise.hint(3)
+        exercise.solution()
+        assert (
+            repr(exercise) == f"<ScriptExercise {exercise.number} · {exercise.title}>"
+        )
+    out = capsys.readouterr().out
+    assert out.count("Hint 1 of 2") == 2 and out.count("Hint 2 of 2") == 2
+    assert "await r.publish(CHANNEL, json.dumps(data))" in out
+    assert "return asyncio.create_task(relay_from_redis(pubsub))" in out
+
+
+def test_numbers_are_unique() -> None:
+    """8.1 and 8.2 are numbers no other exercise uses."""
+    numbers = []
+    for info in pkgutil.iter_modules(wsteach.exercises.__path__):
+        module = importlib.import_module(f"wsteach.exercises.{info.name}")
+        numbers += [
+            value.number
+            for value in vars(module).values()
+            if isinstance(value, Exercise | ex.ScriptExercise)
+        ]
+    assert numbers.count("8.1") == numbers.count("8.2") == 1
+
+
+async def test_redis_away_breaks_the_students_room(write) -> None:
+    """As notebook 08 says: with Redis away the handler crashes (1011), and the room stays split."""
+    path = write(ex.SOLUTION)
+    with running_redis() as redis:
+        outputs = [path.parent / "a.log", path.parent / "b.log"]
+        ports = ex._free_ports(2)
+        processes = []
+        for port, output in zip(ports, outputs, strict=True):
+            with output.open("wb") as out:
+                processes.append(
+                    await asyncio.create_subprocess_exec(
+                        sys.executable,
+                        "-u",
+                        str(path),
+                        str(port),
+                        redis.url,
+                        stdout=out,
+                        stderr=asyncio.subprocess.STDOUT,
+                    )
+                )
+        try:
+            for output in outputs:
+                await until_in(output, "Server listening")
+            alice = await wsteach.connect(f"ws://127.0.0.1:{ports[0]}", name="alice")
+            bob = await wsteach.connect(f"ws://127.0.0.1:{ports[1]}", name="bob")
+            redis.kill()
+            await alice.send("anyone?")
+            # redis-py may retry a few times before it raises.
+            await alice.wait_closed(15 * FACTOR)
+            assert alice.close_code == 1011
+            await until_in(outputs[0], "connection handler failed")
+            await until_in(outputs[0], "redis.exceptions.ConnectionError")
+            redis.start()
+            carol = await wsteach.connect(f"ws://127.0.0.1:{ports[0]}", name="carol")
+            await carol.send("back?")
+            with pytest.raises(TimeoutError):
+                await bob.recv(0.5 * FACTOR)
+            await carol.close()
+            await bob.close()
+        finally:
+            for process in processes:
+                process.kill()
+                await process.wait()
+
+
+def contains(path: Path, text: str) -> bool:
+    return text in path.read_text(errors="replace")
+
+
+async def until_in(path: Path, text: str) -> None:
+    """Wait until the file at ``path`` contains ``text`` (10 s at most), checking every 20 ms."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10 * FACTOR
+    while not contains(path, text):
+        if loop.time() > deadline:
+            raise AssertionError(f"{path.name} never said {text!r}")
+        await asyncio.sleep(0.02)

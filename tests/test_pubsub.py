@@ -1,0 +1,447 @@
+"""One room across processes through Redis: a real redis-server, real server processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+import pytest
+import redis.asyncio as aioredis
+from redisserver import running_redis
+from serverproc import ServerProcess
+from websockets.exceptions import InvalidStatus
+
+import wsteach
+from wsteach.limits import Limits
+from wsteach.pubsub import RedisRoom, RedisRoomError, _reason, _shown, redis_url
+from wsteach.redis_server import RedisServer
+
+FACTOR = float(os.environ.get("WSTEACH_TIMEOUT_FACTOR", "1"))
+PREFIX = "Someone said: "
+
+Start = Callable[..., Awaitable[ServerProcess]]
+
+
+@pytest.fixture
+def redis() -> Iterator[RedisServer]:
+    with running_redis() as server:
+        yield server
+
+
+@pytest.fixture
+async def processes() -> AsyncIterator[Start]:
+    """Start ``wsteach serve`` processes; whatever is left running is killed."""
+    started: list[ServerProcess] = []
+
+    async def start(*args: str) -> ServerProcess:
+        server = await ServerProcess.start(*args)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        await server.kill()
+
+
+async def room_of(start: Start, redis: RedisServer, count: int, *extra: str):
+    """``count`` broadcast processes on one Redis channel, each subscribed."""
+    return [
+        await start(
+            "broadcast", "--port", "0", "--rate", "0", "--redis", redis.url, *extra
+        )
+        for _ in range(count)
+    ]
+
+
+async def until(condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
+    """Wait until ``condition()`` holds, checking every 10 ms, or fail saying ``what``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout * FACTOR
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        await asyncio.sleep(0.01)
+
+
+def texts(client: wsteach.Client) -> list[str]:
+    return [str(message).removeprefix(PREFIX) for message in client.received]
+
+
+# Three processes, one room
+
+
+async def test_three_processes_one_room_with_joins_and_leaves(
+    redis: RedisServer, processes: Start
+) -> None:
+    """Across 3 processes: exactly once, each sender's order, one total order, joins and leaves."""
+    servers = await room_of(processes, redis, 3)
+    assert "3 processes subscribed" in servers[2].lines[0]
+    # Each sender sends 50 messages in three rounds; clients join and leave
+    # while the second round is on its way, and are in or out for the third.
+    rounds = (range(0, 20), range(20, 40), range(40, 50))
+    per_sender = 50
+    watchers = [
+        await wsteach.connect(s.url, name=f"watch{i}") for i, s in enumerate(servers)
+    ]
+    senders = [
+        await wsteach.connect(servers[i % 3].url, name=f"s{i}") for i in range(6)
+    ]
+    leavers = [
+        await wsteach.connect(s.url, name=f"leave{i}") for i, s in enumerate(servers)
+    ]
+    for server in servers:  # Every client is in its room before anyone talks.
+        await server.wait_for("connected · 4 online")
+    total = per_sender * len(senders)
+
+    async def talk(numbers: range) -> None:
+        async def one(sender: wsteach.Client) -> None:
+            for k in numbers:
+                await sender.send(f"{sender.name} {k}")
+
+        await asyncio.gather(*(one(sender) for sender in senders))
+
+    async def join_and_leave() -> list[wsteach.Client]:
+        joiners = [
+            await wsteach.connect(s.url, name=f"join{i}") for i, s in enumerate(servers)
+        ]
+        for leaver in leavers:
+            await leaver.close()
+        for i, server in enumerate(servers):
+            await server.wait_for(f"+ join{i} ")
+            await server.wait_for(f"- leave{i} ")
+        return joiners
+
+    await talk(rounds[0])
+    _, joiners = await asyncio.gather(talk(rounds[1]), join_and_leave())
+    await talk(rounds[2])
+    for client in [*watchers, *senders]:
+        expected = total if client in watchers else total - per_sender
+        await until(
+            lambda c=client, n=expected: len(c.received) >= n, f"{client.name} has all"
+        )
+
+    order = texts(watchers[0])
+    assert len(order) == len(set(order)) == total, "each message exactly once"
+    for watcher in watchers[1:]:
+        assert texts(watcher) == order, "every process delivers in one total order"
+    for sender in senders:
+        mine = [text for text in order if text.split()[0] == sender.name]
+        assert mine == [f"{sender.name} {k}" for k in range(per_sender)], "sender order"
+        others = [text for text in order if text.split()[0] != sender.name]
+        assert texts(sender) == others, f"{sender.name}: all but its own, in order"
+    for leaver in leavers:
+        got = texts(leaver)
+        assert got == order[: len(got)], f"{leaver.name}: a prefix of the order"
+        assert len(got) <= total - len(rounds[2]) * len(senders)
+    for joiner in joiners:
+        got = texts(joiner)
+        assert len(got) >= len(rounds[2]) * len(senders)
+        assert got == order[-len(got) :], f"{joiner.name}: the rest of the order"
+    for client in [*watchers, *senders, *joiners]:
+        await client.close()
+
+
+async def test_redis_restart_mid_run(redis: RedisServer, processes: Start) -> None:
+    """While Redis is away each process serves its own clients; then the room is whole."""
+    servers = await room_of(processes, redis, 3)
+    pairs = [
+        (
+            await wsteach.connect(s.url, name=f"a{i}"),
+            await wsteach.connect(s.url, name=f"b{i}"),
+        )
+        for i, s in enumerate(servers)
+    ]
+    clients = [client for pair in pairs for client in pair]
+    a1, b1 = pairs[1]
+    await a1.send("before")
+    for client in clients:
+        if client is not a1:
+            assert await client.recv() == PREFIX + "before"
+
+    redis.kill()
+    for server in servers:
+        line = await server.wait_for("went away")
+        assert line == (
+            f"redis at {redis.url} went away: this process relays between its "
+            "own 2 client(s) only; reconnecting"
+        )
+    await a1.send("during")
+    assert await b1.recv() == PREFIX + "during", "a process's own clients go on"
+
+    redis.start()
+    for server in servers:
+        line = await server.wait_for("is back")
+        assert line == (
+            f"redis at {redis.url} is back: the room is whole again for this "
+            "process's clients"
+        )
+    await a1.send("after")
+    for client in clients:
+        if client is not a1:
+            # "after" comes next: "during" never reached the other processes.
+            assert await client.recv() == PREFIX + "after", client.name
+    for server in servers:
+        assert sum("went away" in line for line in server.lines) == 1, server.lines
+        assert sum("is back" in line for line in server.lines) == 1, server.lines
+    for client in clients:
+        await client.close()
+
+
+async def test_sigterm_of_one_process(redis: RedisServer, processes: Start) -> None:
+    """SIGTERM of one process closes its clients with 1001; the others go on."""
+    servers = await room_of(processes, redis, 3)
+    gone = await wsteach.connect(servers[0].url, name="gone")
+    alice = await wsteach.connect(servers[1].url, name="alice")
+    bob = await wsteach.connect(servers[2].url, name="bob")
+    for server in servers:
+        await server.wait_for("connected · 1 online")
+    assert await servers[0].stop(signal.SIGTERM) == 0
+    await gone.wait_closed()
+    assert gone.close_code == 1001
+    await alice.send("still here")
+    assert await bob.recv() == PREFIX + "still here"
+    await bob.send("me too")
+    assert await alice.recv() == PREFIX + "me too"
+    await alice.close()
+    await bob.close()
+
+
+async def test_limits_per_process(redis: RedisServer, processes: Start) -> None:
+    """--max-clients counts this process's clients; a flood gets 1008, a huge message 1009."""
+    servers = [
+        await processes(
+            "broadcast",
+            "--port",
+            "0",
+            "--redis",
+            redis.url,
+            "--max-clients",
+            "1",
+            "--rate",
+            "2",
+            "--burst",
+            "2",
+            "--max-message",
+            "100",
+        )
+        for _ in range(2)
+    ]
+    flood = await wsteach.connect(servers[0].url, name="flood")
+    calm = await wsteach.connect(servers[1].url, name="calm")
+    with pytest.raises(InvalidStatus) as refused:
+        await wsteach.connect(servers[0].url, name="third")
+    assert refused.value.response.status_code == 503
+    for server in servers:
+        await server.wait_for("connected · 1 online")
+    for k in range(10):
+        await flood.send(f"m{k}")
+    await flood.wait_closed()
+    assert flood.close_code == 1008
+    await until(lambda: len(calm.received) >= 2, "the burst arrived")
+    got = texts(calm)
+    assert 2 <= len(got) < 10
+    assert got == [f"m{k}" for k in range(len(got))]
+    huge = await wsteach.connect(servers[0].url, name="huge")
+    await huge.send("x" * 101)
+    await huge.wait_closed()
+    assert huge.close_code == 1009
+    assert texts(calm) == got, "nothing of the huge message was relayed"
+    await calm.close()
+
+
+# Starting
+
+
+async def run_cli(*args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "wsteach",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(20 * FACTOR):
+        out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_bad_url_is_one_line() -> None:
+    """A URL that isn't redis:// ends the command with one line and status 1."""
+    code, out, err = await run_cli(
+        "serve", "broadcast", "--port", "0", "--redis", "http://localhost:6379"
+    )
+    assert code == 1
+    assert out == ""
+    assert err == (
+        "wsteach: 'http://localhost:6379' is not a redis URL: write it like "
+        "redis://localhost:6379/0 (the scheme is redis://, rediss:// or unix://)\n"
+    )
+
+
+async def test_unreachable_redis_is_one_line(redis: RedisServer) -> None:
+    """No Redis at the URL ends the command with one line and status 1."""
+    url = redis.url
+    redis.stop()
+    code, out, err = await run_cli("serve", "broadcast", "--port", "0", "--redis", url)
+    assert code == 1
+    assert out == ""
+    assert err == (
+        f"wsteach: cannot reach redis at {url}: connection refused; "
+        "start redis-server there, or correct the URL\n"
+    )
+
+
+async def test_port_in_use_with_redis_is_one_line(redis: RedisServer) -> None:
+    """A taken port with --redis: the port's one line, status 1, Redis left clean."""
+    with socket.socket() as taken:
+        taken.bind(("localhost", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = await run_cli(
+            "serve", "broadcast", "--port", str(port), "--redis", redis.url
+        )
+    assert code == 1
+    assert err.startswith(f"wsteach: port {port} is already in use by another program")
+    client = aioredis.Redis.from_url(redis.url)
+    assert await client.pubsub_numsub("wsteach") == [(b"wsteach", 0)]
+    await client.aclose()
+
+
+async def test_redis_with_echo_is_refused() -> None:
+    """--redis is for the broadcast room: with echo, a usage error."""
+    code, _, err = await run_cli("serve", "echo", "--redis", "redis://localhost")
+    assert code == 2
+    assert "--redis works with the broadcast server only" in err
+
+
+# RedisRoom in this process
+
+
+async def test_room_in_process_relays_and_says_what_happens(redis: RedisServer) -> None:
+    """Two RedisRooms in one process form one room; an outage and the return are said."""
+    said: list[str] = []
+    first = RedisRoom(
+        redis.url, say=said.append, backoff=(0.01, 0.05), limits=Limits(rate=None)
+    )
+    second = RedisRoom(redis.url, say=said.append)
+    async with first, second:
+        assert said[1].endswith(": 2 processes subscribed")
+        one = await wsteach.start(first.handler, port=0)
+        two = await wsteach.start(second.handler, port=0)
+        async with (
+            wsteach.connect(one.url, name="alice") as alice,
+            wsteach.connect(one.url, name="ann") as ann,
+            wsteach.connect(two.url, name="bob") as bob,
+        ):
+            await until(
+                lambda: len(first.connected) == 2 and second.connected, "joined"
+            )
+            await alice.send("hi")
+            assert await ann.recv() == PREFIX + "hi"
+            assert await bob.recv() == PREFIX + "hi"
+            assert "whole" in repr(first)
+            # A burst queues up: published in batches, still in order.
+            await asyncio.gather(*(alice.send(f"burst {k}") for k in range(50)))
+            for k in range(50):
+                assert await bob.recv() == PREFIX + f"burst {k}"
+                assert await ann.recv() == PREFIX + f"burst {k}"
+
+            redis.kill()
+            await alice.send("alone")  # Published to a dead Redis: delivered here.
+            assert await ann.recv() == PREFIX + "alone"
+            for room in (first, second):
+                await room.wait_until(whole=False)
+            assert "local only" in repr(first)
+            redis.start()
+            for room in (first, second):
+                await room.wait_until(whole=True)
+            await bob.send("back")
+            assert await alice.recv() == PREFIX + "back"
+            assert await ann.recv() == PREFIX + "back"
+    with pytest.raises(TimeoutError):
+        await first.wait_until(whole=True, timeout=0.01)
+    assert sum("went away" in line for line in said) == 2, said
+    assert sum("is back" in line for line in said) == 2, said
+
+
+async def test_messages_from_outside_arrive_as_they_are(redis: RedisServer) -> None:
+    """A message another program publishes on the channel reaches every client as is."""
+    async with RedisRoom(redis.url, channel="lab", say=lambda line: None) as room:
+        server = await wsteach.start(room.handler, port=0)
+        async with wsteach.connect(server.url, name="alice") as alice:
+            await until(lambda: len(room.connected) == 1, "alice joined")
+            client = aioredis.Redis.from_url(redis.url)
+            await client.publish("lab", "hello from redis-cli")
+            await client.aclose()
+            assert await alice.recv() == "hello from redis-cli"
+
+
+async def test_database_number_does_not_separate_rooms(redis: RedisServer) -> None:
+    """Redis channels ignore the database number: /0 and /1 share a channel, not two."""
+    quiet = {"say": lambda line: None}
+    url_one = redis.url.removesuffix("/0") + "/1"
+    async with (
+        RedisRoom(redis.url, **quiet) as zero,
+        RedisRoom(url_one, **quiet) as one,
+        RedisRoom(redis.url, channel="other", **quiet) as other,
+    ):
+        servers = [
+            await wsteach.start(room.handler, port=0) for room in (zero, one, other)
+        ]
+        async with (
+            wsteach.connect(servers[0].url) as alice,
+            wsteach.connect(servers[1].url) as bob,
+            wsteach.connect(servers[2].url) as carol,
+        ):
+            await until(
+                lambda: zero.connected and one.connected and other.connected, "in"
+            )
+            await alice.send("one channel")
+            assert await bob.recv() == PREFIX + "one channel"
+            await carol.send("another channel")
+            await alice.send("again")
+            assert await bob.recv() == PREFIX + "again", "nothing from channel 'other'"
+
+
+async def test_unreachable_at_start_raises(redis: RedisServer) -> None:
+    """start() on a URL where no Redis answers raises RedisRoomError saying so."""
+    url = redis.url
+    redis.stop()
+    room = RedisRoom(url)
+    with pytest.raises(
+        RedisRoomError, match=r"cannot reach redis at .*: connection refused"
+    ):
+        await room.start()
+    await room.close()
+
+
+def test_redis_urls() -> None:
+    """redis_url accepts redis://, rediss:// and unix:// and refuses the rest."""
+    for url in ("redis://localhost:6379/0", "rediss://host", "unix:///tmp/redis.sock"):
+        assert redis_url(url) == url
+    for url in ("http://localhost:6379", "localhost:6379", "redis://", "ws://x"):
+        with pytest.raises(RedisRoomError, match="is not a redis URL"):
+            redis_url(url)
+
+
+def test_printed_urls_hide_the_password() -> None:
+    """A password in the URL never appears in what the room prints."""
+    assert _shown("redis://:secret@host:6379/0") == "redis://***@host:6379/0"
+    assert _shown("redis://ann:secret@host/0") == "redis://ann:***@host/0"
+    assert _shown("redis://host/0") == "redis://host/0"
+
+
+def test_reasons_are_short() -> None:
+    """Why Redis failed, in lowercase words: the errno's name, else the error's text."""
+    refused = ConnectionError("Error 111 connecting")
+    refused.__context__ = ConnectionRefusedError(111, "Connect call failed")
+    assert _reason(refused) == "connection refused"
+    assert _reason(ConnectionError("Connection closed by server.")) == (
+        "connection closed by server"
+    )

