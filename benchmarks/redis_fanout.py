@@ -35,6 +35,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import harness  # benchmarks/harness.py, next to this file
+
 from wsteach import measure
 from wsteach.redis_server import RedisServer
 
@@ -42,10 +44,10 @@ HOST = "127.0.0.1"
 THIS = str(Path(__file__).resolve())
 
 
-# A RedisRoom in a child process, driven like measure.ServerProcess
+# A RedisRoom in a child process, driven like harness.ServerProcess
 
 
-class RedisRoomProcess(measure.ServerProcess):
+class RedisRoomProcess(harness.ServerProcess):
     """A child process serving a ``RedisRoom`` on ``redis_url``, on a free port."""
 
     def __init__(self, redis_url: str) -> None:
@@ -70,7 +72,7 @@ async def _child(redis_url: str) -> None:  # runs in the child process
     from wsteach.limits import Limits
     from wsteach.pubsub import RedisRoom
 
-    measure.raise_fd_limit()
+    harness.raise_fd_limit()
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(
@@ -136,20 +138,18 @@ class _SpreadGroup(measure._Group):
                 count = self.receivers // len(urls) + (
                     1 if index < self.receivers % len(urls) else 0
                 )
-                readers = await measure._connect_many(url, count)
+                readers = await measure.connect_many(url, count)
                 self.clients += readers
                 self.tasks += [asyncio.create_task(self._read(c)) for c in readers]
-            (self.sender,) = await measure._connect_many(urls[0], 1)
+            (self.sender,) = await measure.connect_many(urls[0], 1)
             self.clients.append(self.sender)
-            await measure._wait_for_connections(self.server, len(self.clients))
+            await measure.wait_for_connections(self.server, len(self.clients))
         except BaseException:
             await self.abort()
             raise
 
     def result(self) -> measure.FanoutResult:
-        return dataclasses.replace(
-            super().result(), server_cpu=self.cpu, separate_process=True
-        )
+        return dataclasses.replace(super().result(), server_cpu=self.cpu)
 
 
 @dataclasses.dataclass
@@ -160,7 +160,7 @@ class Round:
 
 
 async def measure_round(
-    room: measure.ServerProcess, pair: Pair, *, receivers: int, messages: int
+    room: harness.ServerProcess, pair: Pair, *, receivers: int, messages: int
 ) -> Round:
     """One round: the same fan-out on both setups, their waves alternating."""
     common = dict(receivers=receivers, messages=messages, stalled=False, payload=1024)
@@ -299,12 +299,12 @@ async def redis_hop(url: str, count: int = 300) -> dict[str, float]:
 async def run(
     receivers: Sequence[int], messages: int, rounds: int
 ) -> tuple[list[dict], dict[str, float]]:
-    measure.raise_fd_limit()
+    harness.raise_fd_limit()
     rows = []
     with RedisServer() as redis:
         hop = await redis_hop(redis.url)
         processes = [RedisRoomProcess(redis.url) for _ in range(2)]
-        async with measure.running("room") as room:
+        async with harness.running("room") as room:
             try:
                 for process in processes:
                     await process.start()
