@@ -30,9 +30,6 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import psutil
-from jupyter_core.paths import jupyter_runtime_dir
-
 __all__ = ["Record", "folder", "forget", "holder", "is_live", "others", "remember"]
 
 logger = logging.getLogger(__name__)
@@ -83,10 +80,15 @@ class Record:
 
 def folder() -> Path:
     """The folder that holds the records: Jupyter's runtime folder."""
+    # Imported here: `import wsteach` and the CLI load no jupyter package.
+    from jupyter_core.paths import jupyter_runtime_dir
+
     return Path(jupyter_runtime_dir())
 
 
 def _this_process() -> tuple[int, float]:
+    import psutil
+
     process = psutil.Process()
     return process.pid, process.create_time()
 
@@ -159,6 +161,8 @@ def _read(path: Path) -> Record | None:
 
 def is_live(record: Record) -> bool:
     """Whether ``record``'s process is alive, is the same one, and holds the port."""
+    import psutil
+
     try:
         process = psutil.Process(record.pid)
         if abs(process.create_time() - record.started) > 1:
