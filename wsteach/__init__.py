@@ -21,6 +21,7 @@ from __future__ import annotations
 from .clients import Client, connect, crowd
 from .limits import Limits
 from .notebook import PortInUseError, Running, running_servers, start, stop_all
+from .scripts import Script, ScriptExited, run_script
 from .servers import Room, echo
 from .trace import Trace
 
@@ -30,10 +31,13 @@ __all__ = [
     "PortInUseError",
     "Room",
     "Running",
+    "Script",
+    "ScriptExited",
     "Trace",
     "connect",
     "crowd",
     "echo",
+    "run_script",
     "running_servers",
     "start",
     "stop_all",

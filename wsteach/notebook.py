@@ -281,9 +281,15 @@ def _explain(exc: OSError, port: int) -> OSError:
 
 
 async def stop_all() -> None:
-    """Stop every server that :func:`start` started in this process."""
+    """Stop every server and script that this process started.
+
+    Servers are those of :func:`start`, scripts those of :func:`wsteach.run_script`.
+    """
     for running in list(_running.values()):
         await running.stop()
+    from .scripts import stop_scripts
+
+    await stop_scripts()
 
 
 def running_servers() -> list[Running]:
