@@ -9,51 +9,11 @@ Each handler keeps its clients in a set defined in the notebook, next to it.
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
-from ..clients import Client, crowd
-from ._core import Exercise, Run, expect
+from ..clients import crowd
+from ._core import Exercise, Run
+from ._scenarios import hears, leave
 
 __all__ = ["everyone", "who"]
-
-
-class _Nothing:
-    """Stands for "no message arrived" in an expected/received line."""
-
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
-
-    def __repr__(self) -> str:
-        return f"nothing (waited {self.timeout:g} s)"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Nothing)
-
-    __hash__ = None  # type: ignore[assignment]
-
-
-async def next_message(client: Client, timeout: float) -> Any:
-    """Return ``client``'s next message, or a "nothing" marker after ``timeout``.
-
-    A closed connection counts as nothing arriving, so a scenario reports
-    ``expected 'x', received nothing`` instead of a traceback.
-    """
-    try:
-        return await client.recv(timeout)
-    except Exception:
-        return _Nothing(timeout)
-
-
-async def hears(client: Client, expected: str, timeout: float) -> None:
-    """Raise :exc:`Mismatch` unless ``client``'s next message is ``expected``."""
-    expect(await next_message(client, timeout), expected, f"{client.name} received")
-
-
-async def leave(client: Client) -> None:
-    """Close ``client`` and give the server a moment to run its ``finally``."""
-    await client.close()
-    await asyncio.sleep(0.05)
 
 
 # 4.1 everyone

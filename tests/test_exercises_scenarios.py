@@ -1,0 +1,123 @@
+"""The scenario machinery shared by exercises (wsteach.exercises._scenarios)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from websockets.exceptions import ConnectionClosed
+
+import wsteach
+from wsteach.exercises._core import Mismatch
+from wsteach.exercises._scenarios import (
+    LOAD_MESSAGES,
+    Nothing,
+    hears,
+    hears_after_load,
+    is_load,
+    load,
+    next_message,
+    stalled_client,
+    still_connected,
+)
+
+video: set = set()
+
+
+async def video_loop(websocket):
+    """The video's loop, with its except ConnectionClosed."""
+    video.add(websocket)
+    try:
+        async for message in websocket:
+            for conn in video:
+                if conn != websocket:
+                    await conn.send("Someone said: " + message)
+    except ConnectionClosed:
+        pass
+    finally:
+        video.remove(websocket)
+
+
+def test_load_is_ten_megabytes_of_numbered_messages():
+    """load() numbers its messages and is_load recognises them and their relays."""
+    messages = load(3)
+    assert [m[:5] for m in messages] == ["0001 ", "0002 ", "0003 "]
+    assert all(len(m) == 100_000 for m in messages)
+    assert sum(map(len, load())) == 10_000_000
+    assert is_load("Someone said: " + messages[0])
+    assert not is_load("Someone said: hi") and not is_load(b"x" * 200_000)
+
+
+async def test_stalled_client_blocks_the_loop_until_it_resumes():
+    """A stalled client makes the video's send wait; resume() lets it finish."""
+    async with wsteach.start(video_loop, port=0, trace=False) as server:
+        alice, bob = await wsteach.crowd(server.url, "alice", "bob")
+        sloth = await stalled_client(server.url)
+        assert repr(sloth) == "<StalledClient 'sloth' · stalled>"
+        for message in load():
+            await alice.send(message)
+        await asyncio.sleep(0.3)
+        assert len(bob.received) < LOAD_MESSAGES
+        sloth.resume()
+        async with asyncio.timeout(5):
+            # Polling: background readers fill these counts.
+            while len(bob.received) < LOAD_MESSAGES or sloth.count < LOAD_MESSAGES:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        assert repr(sloth) == "<StalledClient 'sloth' · reading>"
+        await sloth.close()
+        await alice.close()
+        await bob.close()
+
+
+async def test_next_message_is_nothing_after_the_timeout():
+    """A client that gets nothing in time yields a Nothing that reads well in a check."""
+
+    async def silent(websocket):
+        await websocket.wait_closed()
+
+    async with wsteach.start(silent, port=0, trace=False) as server:
+        alice = await wsteach.connect(server.url, name="alice")
+        nothing = await next_message(alice, 0.05)
+        assert nothing == Nothing(1)
+        assert repr(nothing) == "nothing (waited 0.05 s)"
+        try:
+            await hears(alice, "hi", 0.05)
+        except Mismatch as exc:
+            assert str(exc) == (
+                "alice received: expected 'hi', received nothing (waited 0.05 s)"
+            )
+        else:
+            raise AssertionError("hears() accepted nothing")
+        await alice.close()
+
+
+async def test_hears_after_load_skips_the_load_and_still_connected_reports_a_close():
+    """After a load, the next short message is checked; a closed client is reported."""
+
+    async def echo_all(websocket):
+        async for message in websocket:
+            await websocket.send(message)
+
+    async with wsteach.start(echo_all, port=0, trace=False) as server:
+        alice = await wsteach.connect(server.url, name="alice")
+        for message in load(2):
+            await alice.send(message)
+        await alice.send("done")
+        await hears_after_load(alice, "done", 5)
+        still_connected(alice)
+        await alice.close()
+        try:
+            still_connected(alice)
+        except Mismatch as exc:
+            assert "alice disconnected" in str(exc)
+        else:
+            raise AssertionError("still_connected() accepted a closed client")
+
+
+async def test_next_message_is_nothing_after_a_close():
+    """next_message reports "nothing" instead of raising when the connection closed."""
+    async with wsteach.start(wsteach.echo, port=0, trace=False) as server:
+        client = await wsteach.connect(server.url, name="alice")
+        await client.close()
+        received = await next_message(client, 0.1)
+    assert repr(received) == "nothing (waited 0.1 s)"
+    assert received == Nothing(1)

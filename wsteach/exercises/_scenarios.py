@@ -1,0 +1,199 @@
+"""What several exercises' scenarios use: waiting for a message, a stalled client.
+
+Exercise modules import from here and from :mod:`._core`, never from each
+other. Nothing here is meant for a notebook: notebooks show the plain
+websockets code that does the same, and import only the exercises.
+
+- :func:`next_message` and :func:`hears`: a client's next message, or a
+  "nothing arrived" marker that reads well in a failed check.
+- :func:`leave`: close a client and let the server run its ``finally``.
+- :func:`load`, :func:`settled`, :func:`stalled_client`: fill the buffers
+  between a server and a client that stopped reading, so that the server's
+  ``await conn.send(...)`` has to wait.
+- :func:`hears_after_load` and :func:`still_connected`: what the
+  under-load scenarios check afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.protocol import State
+
+from ..clients import TIMEOUT_FACTOR, Client
+from ..trace import NAME_HEADER
+from ._core import Mismatch, expect
+
+__all__ = [
+    "LOAD_MESSAGES",
+    "Nothing",
+    "StalledClient",
+    "hears",
+    "hears_after_load",
+    "is_load",
+    "leave",
+    "load",
+    "next_message",
+    "settled",
+    "stalled_client",
+    "still_connected",
+]
+
+LOAD_MESSAGES = 100
+"""How many messages :func:`load` returns."""
+
+_LOAD_SIZE = 100_000  # Characters per message: LOAD_MESSAGES of them is 10 MB.
+
+
+class Nothing:
+    """Stands for "no message arrived" in an expected/received line."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"nothing (waited {self.timeout:g} s)"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Nothing)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+async def next_message(client: Client, timeout: float) -> Any:
+    """Return ``client``'s next message, or a :class:`Nothing` after ``timeout``.
+
+    A closed connection counts as nothing arriving, so a scenario reports
+    ``expected 'x', received nothing`` instead of a traceback.
+    """
+    try:
+        return await client.recv(timeout)
+    except Exception:
+        return Nothing(timeout)
+
+
+async def hears(client: Client, expected: str, timeout: float) -> None:
+    """Raise :exc:`Mismatch` unless ``client``'s next message is ``expected``."""
+    expect(await next_message(client, timeout), expected, f"{client.name} received")
+
+
+async def leave(client: Client) -> None:
+    """Close ``client`` and give the server a moment to run its ``finally``."""
+    await client.close()
+    await asyncio.sleep(0.05)
+
+
+def load(count: int = LOAD_MESSAGES) -> list[str]:
+    """Return ``count`` messages of 100 000 characters, ``"0001 xxx…"`` and so on.
+
+    The default, 100 messages or 10 MB, is more than the buffers between a
+    server and a client that stopped reading can hold on this kind of machine
+    (about 4 MB), so relaying it to such a client makes ``send`` wait.
+    """
+    return [f"{n:04d} " + "x" * (_LOAD_SIZE - 5) for n in range(1, count + 1)]
+
+
+def is_load(message: Any) -> bool:
+    """Whether ``message`` is (a relay of) one of the :func:`load` messages."""
+    return isinstance(message, str) and len(message) >= _LOAD_SIZE
+
+
+async def settled(client: Client, quiet: float = 0.2, timeout: float = 5.0) -> None:
+    """Wait until ``client`` has received nothing new for ``quiet`` seconds.
+
+    After sending :func:`load` to a room, this is the moment the server is as
+    far as it gets: every message was delivered, or a send is waiting for a
+    stalled client. On a busy machine it waits longer, rather than guess.
+    Gives up after ``timeout`` seconds (times ``WSTEACH_TIMEOUT_FACTOR``).
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout * TIMEOUT_FACTOR
+    count = -1
+    # Polling: the client's background reader fills client.received.
+    while count != len(client.received) and loop.time() < deadline:
+        count = len(client.received)
+        await asyncio.sleep(quiet * TIMEOUT_FACTOR)
+
+
+class StalledClient:
+    """A client that doesn't read what the server sends, until :meth:`resume`.
+
+    Attributes:
+        name: Shown in the server's trace.
+        connection: The websockets :class:`ClientConnection` underneath.
+        count: How many messages it has read since :meth:`resume`.
+    """
+
+    def __init__(self, connection: ClientConnection, name: str) -> None:
+        self.connection = connection
+        self.name = name
+        self.count = 0
+        self._reader: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        state = "reading" if self._reader else "stalled"
+        return f"<StalledClient {self.name!r} · {state}>"
+
+    def resume(self) -> None:
+        """Start reading again, in the background; messages are counted, not kept."""
+        if self._reader is None:
+            self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        with contextlib.suppress(Exception):
+            async for _ in self.connection:
+                self.count += 1
+
+    def kill(self) -> None:
+        """Vanish without a closing handshake, like a laptop whose battery died."""
+        self.connection.transport.abort()
+
+    async def close(self) -> None:
+        """Read what is left, then close the connection normally."""
+        self.resume()
+        await self.connection.close()
+        assert self._reader is not None
+        await self._reader
+
+
+async def stalled_client(url: str, name: str = "sloth") -> StalledClient:
+    """Connect a :class:`StalledClient` named ``name`` to ``url``.
+
+    It keeps at most one message waiting and turns compression off, so that
+    what the server sends fills the network buffers instead of being squeezed.
+    """
+    connection = await ws_connect(
+        url,
+        max_queue=1,
+        compression=None,
+        additional_headers={NAME_HEADER: name},
+    )
+    return StalledClient(connection, name)
+
+
+async def hears_after_load(client: Client, expected: str, timeout: float) -> None:
+    """Wait for ``expected``, skipping the relays of :func:`load` on the way."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        message = await next_message(client, max(deadline - loop.time(), 0.01))
+        if not is_load(message):
+            break
+    if message != expected:
+        raise Mismatch(expected, message, f"{client.name} received")
+
+
+def still_connected(client: Client) -> None:
+    """Raise :exc:`Mismatch` unless the server kept ``client``'s connection open."""
+    if client.closed or client.connection.state is not State.OPEN:
+        close = client.connection.protocol.close_rcvd
+        raise Mismatch(
+            f"{client.name} still connected",
+            f"{client.name} disconnected by the server (close {close.code})"
+            if close
+            else f"{client.name} disconnected",
+        )
