@@ -27,7 +27,17 @@ from websockets.frames import Close
 
 import wsteach
 import wsteach.exercises
-from wsteach.exercises import Exercise, Mismatch, Result, Run, expect, is_stub
+from wsteach.exercises import (
+    Exercise,
+    Mismatch,
+    Question,
+    Result,
+    Run,
+    _core,
+    echo_server,
+    expect,
+    is_stub,
+)
 from wsteach.exercises._core import FAILED, NOT_ATTEMPTED, PASSED
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -374,28 +384,231 @@ async def test_stub_with_docstring_and_comments_is_not_attempted():
     ]
 
 
-async def test_two_parameter_handler_is_reported():
-    """The video's (websocket, path) handler fails with the API change explained."""
+async def test_two_parameter_handler_is_reported_once(capsys):
+    """The video's (websocket, path) handler: one failed line, not one per scenario."""
 
     async def echo(websocket, path):
         await websocket.send(path)
 
-    (result,) = await ECHO.results(echo)
-    assert result.status == FAILED
-    assert "takes two parameters (websocket, path)" in result.detail
-    assert "\n" not in result.detail
+    await PONG.check(echo)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2, lines
+    assert lines[1].startswith("  ✗ your handler: failed — handler echo takes two ")
+    assert "(websocket, path)" in lines[1]
+    assert lines[1].endswith("(no scenario was played)")
 
 
 async def test_plain_function_is_reported():
-    """A handler written with def instead of async def fails with the fix."""
+    """A handler written with def instead of async def fails once, with the fix."""
 
     def echo(websocket):
         pass
 
-    (result,) = await ECHO.results(echo)
+    (result,) = await PONG.results(echo)
     assert result == Result(
-        "hi comes back", FAILED, "echo must be defined with 'async def'"
+        "your handler",
+        FAILED,
+        "echo must be defined with 'async def' (no scenario was played)",
     )
+
+
+PONG = echo_server.pong
+
+
+async def _failure(answer: Any) -> str:
+    """The detail of the first failed scenario of exercise 2.1 for ``answer``."""
+    results = await PONG.results(answer)
+    failed = [r.detail for r in results if r.status == FAILED]
+    assert failed, results
+    return failed[0]
+
+
+async def test_cause_handler_reads_once():
+    """A handler that handles one message and returns is told to use async for."""
+
+    async def once(websocket):
+        message = await websocket.recv()
+        await websocket.send("Pong: " + message)
+
+    detail = await _failure(once)
+    assert detail.endswith(
+        "likely cause: your handler returned while its client was still connected, "
+        "so websockets closed the connection: handle every message with "
+        "async for message in websocket:"
+    )
+
+
+async def test_cause_send_without_await():
+    """A send without await is named as the cause of the missing reply."""
+
+    async def forgot(websocket):
+        async for message in websocket:
+            websocket.send("Pong: " + message)
+
+    detail = await _failure(forgot)
+    assert detail.startswith("checker waited")
+    assert detail.endswith(
+        "likely cause: websocket.send(...) without await sends nothing; "
+        "write await websocket.send(...)"
+    )
+
+
+async def test_cause_other_coroutine_without_await():
+    """Another coroutine called without await is named."""
+
+    async def nap():
+        pass
+
+    async def forgot(websocket):
+        async for _message in websocket:
+            nap()
+
+    detail = await _failure(forgot)
+    assert "likely cause: " in detail and "nap was called without await" in detail
+
+
+async def test_cause_connection_closed_escapes():
+    """A recv loop that lets ConnectionClosedOK escape is told why and what to do."""
+
+    async def loop(websocket):
+        while True:
+            message = await websocket.recv()
+            await websocket.send("Pong: " + message)
+
+    detail = await _failure(loop)
+    assert detail.startswith("your handler raised ConnectionClosedOK")
+    assert "likely cause: ConnectionClosedOK escaped your handler" in detail
+    assert "async for message in websocket" in detail
+
+
+async def test_cause_no_reply():
+    """A handler that never replies: the cause says to send a reply."""
+
+    async def silent(websocket):
+        async for _message in websocket:
+            pass
+
+    detail = await _failure(silent)
+    assert detail.endswith(
+        "likely cause: no reply was sent; does your handler await "
+        "websocket.send(...) for each message it receives?"
+    )
+
+
+async def test_cause_missing_prefix_and_capitals():
+    """A reply without its prefix, or in other capitals, gets that named."""
+    detail = await _failure(wsteach.echo)
+    assert detail.endswith("likely cause: the reply lacks 'Pong: ' at the start")
+
+    async def lower(websocket):
+        async for message in websocket:
+            await websocket.send(("Pong: " + message).lower())
+
+    detail = await _failure(lower)
+    assert detail.endswith("likely cause: same letters, different capitals")
+
+
+async def test_server_that_cannot_start_is_reported_once(monkeypatch):
+    """If the server can't start, one line says why."""
+
+    async def broken(*args, **kwargs):
+        raise OSError("no sockets today")
+
+    monkeypatch.setattr(_core, "start", broken)
+    results = await PONG.results(wsteach.echo)
+    assert results == [
+        Result("your handler", FAILED, "the server could not start: no sockets today")
+    ]
+
+
+# Predict-the-output questions
+
+CODE = Question(
+    "0.4",
+    "Which close code?",
+    answer=1001,
+    explanation="the server going away sends 1001",
+    hints=["think of who closes", "CloseCode has a name for a server that stops"],
+    wrong={1000: "1000 is a normal closure, as a client leaving sends"},
+)
+NAMES = Question(
+    "0.5",
+    "Who receives it?",
+    answer=frozenset({"alice", "carol"}),
+    explanation="everyone but the sender",
+    hints=["a", "b"],
+    wrong={frozenset({"alice", "bob", "carol"}): "the sender is skipped"},
+)
+CHOICE = Question(
+    "0.6",
+    "Which one?",
+    answer="b",
+    choices="abc",
+    explanation="b it is",
+    hints=["a", "b"],
+)
+TEXT = Question(
+    "0.7", "What prints?", answer="Pong: Hi", explanation="e", hints=["a", "b"]
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "status", "detail"),
+    [
+        (CODE, ..., NOT_ATTEMPTED, "replace ... with what you expect"),
+        (CODE, 1001, PASSED, "the server going away sends 1001"),
+        (CODE, " 1001 ", PASSED, "the server"),
+        (CODE, 1000, FAILED, "1000 is a normal closure"),
+        (CODE, 1006, FAILED, "not what happens; hint() helps"),
+        (CODE, "one thousand", FAILED, "answer with a number, such as 1000"),
+        (CODE, True, FAILED, "answer with a number"),
+        (NAMES, ["carol", "alice"], PASSED, "everyone"),
+        (NAMES, "Alice and Carol", PASSED, "everyone"),
+        (NAMES, "alice, bob, carol", FAILED, "the sender is skipped"),
+        (NAMES, 3, FAILED, 'answer with the names, such as ["alice", "bob"]'),
+        (CHOICE, "(B)", PASSED, "b it is"),
+        (CHOICE, "a", FAILED, "not what happens"),
+        (CHOICE, "d", FAILED, "answer with one of the letters 'a', 'b', 'c'"),
+        (TEXT, "pong:  hi", PASSED, "e"),
+        (TEXT, object(), FAILED, "answer with text in quotes"),
+        (TEXT, None, NOT_ATTEMPTED, "replace ..."),
+    ],
+)
+def test_question_outcomes(question, answer, status, detail):
+    """Predictions are read loosely; wrong ones get their own advice or a nudge."""
+    result = question.outcome(answer)
+    assert result.status == status
+    assert result.detail.startswith(detail), result.detail
+
+
+def test_question_check_hint_solution(capsys):
+    """check() prints a header and one line; hints and solution() print, never raise."""
+    CODE.check(1001)
+    CODE.check(1000)
+    CODE.check(...)
+    CODE.hint()
+    CODE.hint(2)
+    CODE.hint(3)
+    CODE.solution()
+    NAMES.solution()
+    assert capsys.readouterr().out == (
+        "Question 0.4 · Which close code?\n"
+        "  ✓ right: the server going away sends 1001\n"
+        "Question 0.4 · Which close code?\n"
+        "  ✗ your prediction: failed — 1000 is a normal closure, as a client leaving "
+        "sends\n"
+        "Question 0.4 · Which close code?\n"
+        "  · your prediction: not attempted yet — replace ... with what you expect, "
+        "then run this cell again\n"
+        "Hint 1 of 2: think of who closes\n"
+        "Hint 2 of 2: CloseCode has a name for a server that stops\n"
+        "question 0.4 has hints 1 to 2; solution() shows the answer\n"
+        "Answer to question 0.4 · Which close code?: 1001\n"
+        "the server going away sends 1001\n"
+        "Answer to question 0.5 · Who receives it?: alice, carol\n"
+        "everyone but the sender\n"
+    )
+    assert repr(CODE) == "<Question 0.4 · Which close code?>"
 
 
 async def test_not_a_function_is_reported(capsys):

@@ -8,11 +8,13 @@ Each notebook imports its own module, for example::
     ex.pong.hint()
     ex.pong.solution()
 
+    ex.predict_close_code.check(1001)     # a predict-the-output question
+
 :mod:`wsteach.exercises._core` holds the machinery shared by all of them.
 """
 
 from __future__ import annotations
 
-from ._core import Exercise, Mismatch, Result, Run, expect, is_stub
+from ._core import Exercise, Mismatch, Question, Result, Run, expect, is_stub
 
-__all__ = ["Exercise", "Mismatch", "Result", "Run", "expect", "is_stub"]
+__all__ = ["Exercise", "Mismatch", "Question", "Result", "Run", "expect", "is_stub"]

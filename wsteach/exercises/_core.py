@@ -12,6 +12,15 @@ Two kinds of exercise:
 - ``kind="client"``: your answer is ``async def f(url)``. ``check`` starts the
   exercise's reference server on a free port and the scenarios call your
   function with its URL; :attr:`Run.received` holds what that server received.
+
+A failed line names the likely cause when the symptom points to one: a handler
+that returned while its client was still connected ("use ``async for``"), a
+``send`` without ``await``, a ``ConnectionClosed`` that escaped the handler, a
+reply that lacks its prefix. A problem with the answer's shape (a ``path``
+parameter, a plain ``def``) is reported once, and no scenario is played.
+
+A :class:`Question` is a predict-the-output question: you write down what you
+expect before running the cell that shows it, then ``q.check(answer)``.
 """
 
 from __future__ import annotations
@@ -20,16 +29,19 @@ import asyncio
 import dis
 import inspect
 import logging
+import re
+import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from ..clients import TIMEOUT_FACTOR
 from ..notebook import Running, start
 
-__all__ = ["Exercise", "Mismatch", "Result", "Run", "expect", "is_stub"]
+__all__ = ["Exercise", "Mismatch", "Question", "Result", "Run", "expect", "is_stub"]
 
 PASSED, FAILED, NOT_ATTEMPTED = "passed", "failed", "not attempted yet"
 MARKS = {PASSED: "✓", FAILED: "✗", NOT_ATTEMPTED: "·"}
@@ -180,7 +192,8 @@ class Exercise:
         """Play every scenario against ``answer`` and return the outcomes."""
         problem = self._unusable(answer)
         if problem:
-            return [Result(name, FAILED, problem) for name, _ in self.scenarios]
+            # One line, not one per scenario: none of them can run.
+            return [Result(self._yours, FAILED, f"{problem} (no scenario was played)")]
         if is_stub(answer):
             stub = getattr(answer, "__name__", "the function")
             detail = f"write the body of {stub}, then run this cell again"
@@ -190,8 +203,9 @@ class Exercise:
         crashes = _Crashes()
         logger = logging.Logger("wsteach.exercise")
         logger.addHandler(crashes)
+        watch = _Watch()
         if self.kind == "handler":
-            handler = answer
+            handler = watch.wrap(answer)
         else:
             reference = self.reference
             assert reference is not None
@@ -203,17 +217,22 @@ class Exercise:
             server = await start(handler, port=0, trace=False, logger=logger)
         except Exception as exc:
             detail = f"the server could not start: {exc}".replace("\n", " ")
-            return [Result(name, FAILED, detail) for name, _ in self.scenarios]
+            return [Result(self._yours, FAILED, detail)]
         results = []
         try:
             for name, scenario in self.scenarios:
                 received.clear()
                 crashes.errors.clear()
+                watch.clear()
                 run = Run(server.url, answer, received, errors=crashes.errors)
-                results.append(await self._play(name, scenario, run, server))
+                results.append(await self._play(name, scenario, run, server, watch))
         finally:
             await server.stop()
         return results
+
+    @property
+    def _yours(self) -> str:
+        return "your handler" if self.kind == "handler" else "your function"
 
     def _unusable(self, answer: Any) -> str:
         """Explain why ``answer`` can't be checked at all, or return ''."""
@@ -232,35 +251,45 @@ class Exercise:
         return ""
 
     async def _play(
-        self, name: str, scenario: Scenario, run: Run, server: Running
+        self, name: str, scenario: Scenario, run: Run, server: Running, watch: _Watch
     ) -> Result:
         limit = run.timeout * 5
-        try:
-            async with asyncio.timeout(limit):
-                await scenario(run)
-        except Mismatch as exc:
-            detail = str(exc)
-        except TimeoutError as exc:
-            detail = str(exc).split("\n")[0] or f"gave up after {limit:g} s"
-        except ConnectionClosed as exc:
-            detail = f"the connection closed early ({exc})"
-        except Exception as exc:
-            detail = f"{type(exc).__name__}: {exc}".replace("\n", " ")
-        else:
-            detail = ""
-        # websockets logs a handler's crash after closing its connection, so
-        # the scenario may end first: wait for the handlers to finish (bounded,
-        # for a client that stays connected).
-        handlers = set(server.server.handler_tasks)
-        if handlers:
-            await asyncio.wait(handlers, timeout=run.timeout)
+        failure: BaseException | None = None
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RuntimeWarning)
+            try:
+                async with asyncio.timeout(limit):
+                    await scenario(run)
+            except Mismatch as exc:
+                failure, detail = exc, str(exc)
+            except TimeoutError as exc:
+                failure = exc
+                detail = str(exc).split("\n")[0] or f"gave up after {limit:g} s"
+            except ConnectionClosed as exc:
+                failure, detail = exc, f"the connection closed early ({exc})"
+            except Exception as exc:
+                failure = exc
+                detail = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+            else:
+                detail = ""
+            # websockets logs a handler's crash after closing its connection, so
+            # the scenario may end first: wait for the handlers to finish (bounded,
+            # for a client that stays connected).
+            handlers = set(server.server.handler_tasks)
+            if handlers:
+                await asyncio.wait(handlers, timeout=run.timeout)
+        not_awaited = [
+            str(w.message) for w in caught if "was never awaited" in str(w.message)
+        ]
         if run.errors:
             error = run.errors[0]
             crash = f"your handler raised {type(error).__name__}: {error}"
-            return Result(name, FAILED, f"{crash} ({detail})" if detail else crash)
-        if detail:
-            return Result(name, FAILED, detail)
-        return Result(name, PASSED)
+            detail = f"{crash} ({detail})" if detail else crash
+            failure = error
+        if not detail:
+            return Result(name, PASSED)
+        cause = _likely_cause(failure, watch, not_awaited, crashed=bool(run.errors))
+        return Result(name, FAILED, f"{detail}; {cause}" if cause else detail)
 
     async def check(self, answer: Any) -> None:
         """Check ``answer`` and print one line per scenario. Never raises."""
@@ -279,17 +308,230 @@ class Exercise:
 
     def hint(self, level: int = 1) -> None:
         """Print hint number ``level`` (1 is the gentlest)."""
-        if not 1 <= level <= len(self.hints):
-            print(
-                f"exercise {self.number} has hints 1 to {len(self.hints)}; "
-                "solution() shows the answer"
-            )
-            return
-        print(f"Hint {level} of {len(self.hints)}: {self.hints[level - 1]}")
+        _hint(f"exercise {self.number}", self.hints, level)
 
     def solution(self) -> None:
         """Show the solution's code."""
         _show_code(f"Solution to exercise {self.number} · {self.title}", self.code)
+
+
+class Question:
+    """A predict-the-output question: write your prediction, then check it.
+
+    In the notebook, the question comes before the cell that answers it::
+
+        carol_sees = ...  # your prediction: a close code
+        ex.predict_close_code.check(carol_sees)
+
+    ``check`` compares loosely: a number may be given as ``1001`` or ``"1001"``;
+    text ignores case and surrounding spaces; a set of names may be a list, a
+    set, or one string such as ``"bob, carol"``; a choice may be ``"b"``,
+    ``"B"`` or ``"(b)"``. It never raises.
+
+    Args:
+        number: Shown in the header, e.g. ``"3.4"``.
+        title: The question, short.
+        answer: The right answer: an ``int``, a ``str``, or a ``frozenset`` of
+            names when order doesn't matter.
+        explanation: Why it is right; shown when the answer is right and by
+            :meth:`solution`.
+        hints: Hint 1 names the idea, hint 2 the construct, without the answer.
+        wrong: Likely wrong answers, each with what it suggests you think and
+            why that isn't so.
+        choices: For a multiple-choice question, the letters that are valid
+            answers (``"abc"``).
+    """
+
+    def __init__(
+        self,
+        number: str,
+        title: str,
+        *,
+        answer: int | str | frozenset[str],
+        explanation: str,
+        hints: Sequence[str],
+        wrong: dict[Any, str] | None = None,
+        choices: str = "",
+    ) -> None:
+        self.number = number
+        self.title = title
+        self.choices = choices
+        self.answer = answer
+        self.explanation = explanation
+        self.hints = list(hints)
+        self.wrong = {self._normal(k): v for k, v in (wrong or {}).items()}
+        if self._normal(answer) is None:  # pragma: no cover - a bug in the question
+            raise ValueError(f"question {number}: its answer {answer!r} can't be read")
+
+    def __repr__(self) -> str:
+        return f"<Question {self.number} · {self.title}>"
+
+    def _normal(self, value: Any) -> Any:
+        """``value`` in the answer's form, or None when it can't be read so."""
+        expected = self.answer
+        if isinstance(expected, bool) or isinstance(value, bool):
+            return None
+        if isinstance(expected, int):
+            if isinstance(value, int):
+                return value
+            if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+                return int(value.strip())
+            return None
+        if isinstance(expected, frozenset):
+            if isinstance(value, str):
+                value = re.split(r"[\s,;]+(?:and\s+)?", value.strip())
+            if isinstance(value, list | tuple | set | frozenset) and all(
+                isinstance(item, str) for item in value
+            ):
+                return frozenset(item.strip().casefold() for item in value if item)
+            return None
+        if not isinstance(value, str | int | float):
+            return None
+        text = " ".join(str(value).split()).casefold()
+        if self.choices:
+            text = text.strip("()[]. ")
+        return text
+
+    def outcome(self, answer: Any) -> Result:
+        """Judge ``answer`` and return the result (what :meth:`check` prints)."""
+        if answer is ... or answer is None:
+            return Result(
+                "your prediction",
+                NOT_ATTEMPTED,
+                "replace ... with what you expect, then run this cell again",
+            )
+        given = self._normal(answer)
+        if given is None:
+            return Result("your prediction", FAILED, self._form())
+        if self.choices and given not in self.choices:
+            return Result("your prediction", FAILED, self._form())
+        if given == self._normal(self.answer):
+            return Result("your prediction", PASSED, self.explanation)
+        advice = self.wrong.get(given, "not what happens; hint() helps")
+        return Result("your prediction", FAILED, advice)
+
+    def _form(self) -> str:
+        if self.choices:
+            letters = ", ".join(repr(letter) for letter in self.choices)
+            return f"answer with one of the letters {letters}"
+        if isinstance(self.answer, frozenset):
+            return 'answer with the names, such as ["alice", "bob"] or "alice, bob"'
+        if isinstance(self.answer, int):
+            return "answer with a number, such as 1000"
+        return 'answer with text in quotes, such as "Pong: Hello"'
+
+    def check(self, answer: Any) -> None:
+        """Print whether ``answer`` is right, and why. Never raises."""
+        print(f"Question {self.number} · {self.title}")
+        try:
+            result = self.outcome(answer)
+        except Exception as exc:  # pragma: no cover - a bug in the question itself
+            print(f"✗ the check itself failed: {type(exc).__name__}: {exc}")
+            return
+        if result.status == PASSED:
+            print(f"  ✓ right: {result.detail}")
+        else:
+            print(f"  {result}")
+
+    def hint(self, level: int = 1) -> None:
+        """Print hint number ``level`` (1 is the gentlest)."""
+        _hint(f"question {self.number}", self.hints, level)
+
+    def solution(self) -> None:
+        """Show the answer and why."""
+        print(
+            f"Answer to question {self.number} · {self.title}: "
+            f"{self._shown()}\n{self.explanation}"
+        )
+
+    def _shown(self) -> str:
+        if isinstance(self.answer, frozenset):
+            return ", ".join(sorted(self.answer)) or "nobody"
+        return str(self.answer)
+
+
+def _hint(what: str, hints: list[str], level: int) -> None:
+    if not 1 <= level <= len(hints):
+        print(f"{what} has hints 1 to {len(hints)}; solution() shows the answer")
+        return
+    print(f"Hint {level} of {len(hints)}: {hints[level - 1]}")
+
+
+class _Watch:
+    """How the handlers under test ended: for naming the cause of a failure."""
+
+    def __init__(self) -> None:
+        self.returned_early = 0
+
+    def clear(self) -> None:
+        self.returned_early = 0
+
+    def wrap(self, handler: Callable[[Any], Awaitable[None]]) -> Any:
+        async def watched(websocket: Any) -> None:
+            await handler(websocket)
+            if websocket.state is State.OPEN:
+                self.returned_early += 1
+
+        return watched
+
+
+def _likely_cause(
+    failure: BaseException | None,
+    watch: _Watch,
+    not_awaited: list[str],
+    *,
+    crashed: bool,
+) -> str:
+    """Name the likely cause of a failure from its symptoms, or return ''.
+
+    Args:
+        failure: What ended the scenario, or what the handler raised.
+        watch: How the handlers ended.
+        not_awaited: "coroutine ... was never awaited" warnings meanwhile.
+        crashed: Whether ``failure`` is the handler's own exception.
+    """
+    if any("send" in message for message in not_awaited):
+        return (
+            "likely cause: websocket.send(...) without await sends nothing; "
+            "write await websocket.send(...)"
+        )
+    if not_awaited:
+        what = re.search(r"coroutine '([^']+)'", not_awaited[0])
+        name = what.group(1) if what else "a coroutine"
+        return f"likely cause: {name} was called without await, so it never ran"
+    if crashed and isinstance(failure, ConnectionClosed):
+        return (
+            f"likely cause: {type(failure).__name__} escaped your handler: the client "
+            "left while it waited in recv(); loop with async for message in websocket "
+            "(it ends quietly), or catch ConnectionClosed"
+        )
+    if watch.returned_early:
+        return (
+            "likely cause: your handler returned while its client was still "
+            "connected, so websockets closed the connection: handle every message "
+            "with async for message in websocket:"
+        )
+    if isinstance(failure, TimeoutError) and "for a message from" in str(failure):
+        # A client's recv() gave up (see Client.recv): nothing came back.
+        return (
+            "likely cause: no reply was sent; does your handler await "
+            "websocket.send(...) for each message it receives?"
+        )
+    if isinstance(failure, Mismatch):
+        return _mismatch_cause(failure)
+    return ""
+
+
+def _mismatch_cause(mismatch: Mismatch) -> str:
+    expected, received = mismatch.expected, mismatch.received
+    if not (isinstance(expected, str) and isinstance(received, str)):
+        return ""
+    if expected != received and received and expected.endswith(received):
+        start = expected[: len(expected) - len(received)]
+        return f"likely cause: the reply lacks {start!r} at the start"
+    if expected != received and expected.casefold() == received.casefold():
+        return "likely cause: same letters, different capitals"
+    return ""
 
 
 def _show_code(title: str, code: str) -> None:
