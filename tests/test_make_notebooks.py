@@ -152,6 +152,20 @@ def test_student_version_clears_outputs_and_keeps_ids_and_tags():
     nbformat.validate(student)
 
 
+def test_student_version_relinks_files_outside_notebooks():
+    """A solution's ](../../docs/x.md) link becomes ](../docs/x.md) one folder up."""
+    notebook = _solution_notebook()
+    notebook.cells[
+        0
+    ].source = (
+        "See the [glossary](../../docs/learners/glossary.md) and [04](04-x.ipynb)."
+    )
+    student = student_version(notebook)
+    assert student.cells[0].source == (
+        "See the [glossary](../docs/learners/glossary.md) and [04](04-x.ipynb)."
+    )
+
+
 # Staleness: --check
 
 

@@ -7,7 +7,10 @@ this script writes ``notebooks/<same name>`` with:
 - every solution region in a code cell, from a line ``# BEGIN SOLUTION`` (or
   ``# BEGIN SOLUTION: what to do``) to a line ``# END SOLUTION``, replaced by
   ``# Your code here: what to do`` and ``...`` at the same indentation;
-- outputs and execution counts cleared, cell ids kept (stable diffs).
+- outputs and execution counts cleared, cell ids kept (stable diffs);
+- links from a markdown cell to the repository's files outside ``notebooks/``
+  (``](../../docs/…)``) rewritten for the student notebook's folder, one level
+  up (``](../docs/…)``).
 
 Usage::
 
@@ -59,6 +62,11 @@ def strip_solutions(source: str) -> str:
     return "\n".join(lines_out)
 
 
+def relink(markdown: str) -> str:
+    """Point a solution notebook's links to ``../../x`` at ``../x``, for notebooks/."""
+    return markdown.replace("](../../", "](../")
+
+
 def student_version(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Return the student notebook generated from a solution notebook."""
     student = nbformat.v4.new_notebook()
@@ -74,7 +82,7 @@ def student_version(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
         if cell.cell_type == "code":
             new = nbformat.v4.new_code_cell(strip_solutions(cell.source))
         elif cell.cell_type == "markdown":
-            new = nbformat.v4.new_markdown_cell(cell.source)
+            new = nbformat.v4.new_markdown_cell(relink(cell.source))
         else:
             new = nbformat.v4.new_raw_cell(cell.source)
         new.id = cell.id

@@ -3,6 +3,8 @@
 - :data:`careful`: the video's loop, fixed by hand: copy the set, skip the
   clients that are gone.
 - :data:`relay`: the room with :func:`websockets.asyncio.server.broadcast`.
+- :data:`predict_stall` and :data:`predict_keepalive`: predict-the-output
+  questions, asked before the cells that answer them.
 
 Their scenarios make the video's loop fail on purpose, every time: a client
 that stops reading while 10 MB are relayed to it (see :mod:`._scenarios`).
@@ -13,7 +15,7 @@ from __future__ import annotations
 import asyncio
 
 from ..clients import TIMEOUT_FACTOR, connect, crowd
-from ._core import Exercise, Mismatch, Run
+from ._core import Exercise, Mismatch, Question, Run
 from ._scenarios import (
     LOAD_MESSAGES,
     hears,
@@ -24,7 +26,7 @@ from ._scenarios import (
     still_connected,
 )
 
-__all__ = ["careful", "relay"]
+__all__ = ["careful", "predict_keepalive", "predict_stall", "relay"]
 
 _STALL_WAIT = 0.3 * TIMEOUT_FACTOR  # Time for the buffers to fill up.
 
@@ -97,7 +99,7 @@ async def _stall_holds_nobody(run: Run) -> None:
 
 
 careful = Exercise(
-    "5.1",
+    "5.2",
     "Copy the set, skip the clients that are gone",
     scenarios=[
         ("alice's message reaches bob and carol, not alice", _room),
@@ -141,7 +143,7 @@ async def careful(websocket):
 
 
 relay = Exercise(
-    "5.2",
+    "5.3",
     "Relay with broadcast",
     scenarios=[
         ("alice's message reaches bob and carol, not alice", _room),
@@ -174,4 +176,59 @@ async def relay(websocket):
     finally:
         lobby.remove(websocket)
 """,
+)
+
+
+predict_stall = Question(
+    "5.1",
+    "How much of alice's load reaches bob while sloth doesn't read?",
+    answer="b",
+    choices="abc",
+    explanation=(
+        "alice's handler relays each message to bob, then to sloth; once sloth's "
+        "buffers are full, await conn.send(...) waits for sloth, and the loop "
+        "never gets to bob's copy of the next message: bob gets the first few, "
+        "then nothing until sloth reads again"
+    ),
+    hints=[
+        "the handler sends to the clients one after the other, and each send is "
+        "awaited: what happens to the loop while one send waits?",
+        "sloth's buffers hold a few megabytes, so the first sends to sloth return "
+        "at once; count how far the loop gets after that",
+    ],
+    wrong={
+        "a": (
+            "bob reads everything, but he only gets what alice's handler sends "
+            "him, and that handler is stuck in await conn.send(...) for sloth"
+        ),
+        "c": (
+            "the first sends to sloth return at once, while its buffers still "
+            "have room: bob gets the messages relayed before they fill up"
+        ),
+    },
+)
+
+
+predict_keepalive = Question(
+    "5.4",
+    "Is sloth still connected, a second later?",
+    answer="yes",
+    explanation=(
+        "keepalive's ping goes into sloth's write buffer, behind the megabytes "
+        "waiting there, and ping() waits for that buffer to drain before the "
+        "ping_timeout starts: it never starts, and sloth stays connected"
+    ),
+    hints=[
+        "keepalive closes a connection when a pong doesn't come back in time: "
+        "when does that timer start?",
+        "the ping is sent like any other frame, through the same write buffer; "
+        "look at what sits in that buffer already",
+    ],
+    wrong={
+        "no": (
+            "that is what keepalive would do if its ping got through; here the "
+            "ping waits behind 10 MB that sloth never reads, and its timeout "
+            "never starts"
+        ),
+    },
 )
