@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from wsteach.exercises import broadcast as ex
-from wsteach.exercises._core import FAILED, PASSED, Exercise
+from wsteach.exercises._core import FAILED, NOT_ATTEMPTED, PASSED, Exercise
 
 
 def only(exercise: Exercise, index: int) -> Exercise:
@@ -78,4 +78,137 @@ async def test_who_counts_one_person_in_the_singular():
     results = await only(ex.who, 2).results(plural)
     assert results[0].detail == (
         "alice received: expected '1 person connected', received '1 people connected'"
+    )
+
+
+# The steps of the video's server: 4.1 to 4.6
+
+
+def test_connected_set_is_judged_by_name():
+    """4.1 reads `connected` from the notebook: missing is not attempted, {} is failed."""
+    assert ex.connected_set.outcome({}).status == NOT_ATTEMPTED
+    assert ex.connected_set.outcome({"connected": ...}).status == NOT_ATTEMPTED
+    wrong = ex.connected_set.outcome({"connected": {}})
+    assert wrong.status == FAILED
+    assert wrong.detail == "{} is an empty dict, not a set: write set()"
+    assert ex.connected_set.outcome({"connected": []}).detail == (
+        "connected is a list; the room is a set: set()"
+    )
+    assert ex.connected_set.outcome({"connected": set()}).status == PASSED
+
+
+def test_connected_set_check_reads_the_callers_globals(capsys):
+    """check() with no argument finds `connected` where it is called, like a cell."""
+    namespace = {"ex": ex, "connected": set()}
+    exec("ex.connected_set.check()", namespace)
+    assert capsys.readouterr().out == (
+        "Exercise 4.1 · A set for the room\n  ✓ connected is a set: passed\n"
+    )
+    ex.connected_set.hint(2)
+    assert capsys.readouterr().out.startswith("Hint 2 of 2:")
+    assert repr(ex.connected_set) == "<NotebookVariable 4.1 · A set for the room>"
+
+
+connected: set = set()
+
+
+async def join_without_add(websocket):
+    """Step 4.2 without connected.add: the set stays empty."""
+    async for _message in websocket:
+        pass
+
+
+async def test_join_says_to_add_each_connection():
+    """A handler that never adds says how many connections the set holds."""
+    results = await ex.join.results(join_without_add)
+    assert results[0].status == FAILED
+    assert results[0].detail.startswith(
+        "connections in connected while alice, bob and carol are connected "
+        "(add each one when its handler starts): expected 3, received 0"
+    )
+
+
+async def relay_to_all(websocket):
+    """Step 4.3 without the `if conn != websocket`."""
+    connected.add(websocket)
+    async for message in websocket:
+        for conn in connected:
+            await conn.send("Someone said: " + message)
+
+
+async def test_relay_names_the_sender_check():
+    """Sending back to the sender fails with the `conn == websocket` advice."""
+    results = await ex.relay.results(relay_to_all)
+    assert [r.status for r in results] == [PASSED, FAILED]
+    assert (
+        "alice, the sender of hi, received (skip conn == websocket): "
+        "expected 'Someone said: hello', received 'Someone said: hi'"
+    ) in results[1].detail
+
+
+async def test_echo_without_finally_says_to_remove():
+    """Step 4.4 with the relay of 4.3 only: the set keeps bob after he left."""
+    connected.clear()
+
+    async def relay(websocket):
+        connected.add(websocket)
+        async for message in websocket:
+            for conn in connected:
+                if conn != websocket:
+                    await conn.send("Someone said: " + message)
+
+    results = await ex.echo.results(relay)
+    assert results[0].status == PASSED
+    assert results[1].status == FAILED
+    assert "connections in connected after bob left (remove it in finally)" in (
+        results[1].detail
+    )
+
+
+async def test_handler_without_a_set_named_connected_is_told():
+    """A step handler whose room has another name is told where connected goes."""
+    namespace: dict = {"room": set()}
+    exec(
+        "async def elsewhere(websocket):\n"
+        "    room.add(websocket)\n"
+        "    async for _message in websocket:\n"
+        "        pass\n",
+        namespace,
+    )
+    results = await ex.join.results(namespace["elsewhere"])
+    assert results[0].status == FAILED
+    assert "next to your handler (step 4.1)" in results[0].detail
+
+
+def test_predict_who_hears():
+    """Only alice hears bob once carol left; likely wrong answers say why."""
+    assert ex.predict_who_hears.outcome(["alice"]).status == PASSED
+    assert ex.predict_who_hears.outcome("alice").status == PASSED
+    wrong = ex.predict_who_hears.outcome(["alice", "carol"])
+    assert wrong.status == FAILED
+    assert "finally removed her connection" in wrong.detail
+    assert ex.predict_who_hears.outcome(...).status == NOT_ATTEMPTED
+
+
+async def test_script_solution_passes(tmp_path):
+    """The solution of 4.6, run as a real process, passes every scenario."""
+    path = tmp_path / "server_echo_broadcast.py"
+    path.write_text(ex.script.code.split("\n", 1)[1])
+    results = await ex.script.results(path)
+    assert [r.status for r in results] == [PASSED] * 4
+
+
+async def test_script_without_except_fails_the_vanish(tmp_path):
+    """A script whose handler lets ConnectionClosed escape misses the video's line."""
+    path = tmp_path / "server_echo_broadcast.py"
+    code = ex.script.code.split("\n", 1)[1]
+    code = code.replace(
+        '    except ConnectionClosed:\n        print("A client just disconnected")\n',
+        "",
+    )
+    path.write_text(code)
+    results = await ex.script.results(path)
+    assert [r.status for r in results] == [PASSED, PASSED, FAILED, PASSED]
+    assert results[2].detail.startswith(
+        "the script printed: expected 'A client just disconnected'"
     )
