@@ -57,7 +57,8 @@ def test_refuses_two_parameters_with_the_fix():
         check_handler(old_style)
     message = str(info.value)
     assert "takes two parameters (websocket, path)" in message
-    assert "since websockets 13" in message
+    assert "deprecated in websockets 13.0" in message
+    assert "became the default in 14.0" in message
     assert "async def old_style(websocket):" in message
     assert "websocket.request.path" in message
 

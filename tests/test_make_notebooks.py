@@ -152,17 +152,17 @@ def test_student_version_clears_outputs_and_keeps_ids_and_tags():
     nbformat.validate(student)
 
 
-def test_student_version_relinks_files_outside_notebooks():
-    """A solution's ](../../docs/x.md) link becomes ](../docs/x.md) one folder up."""
-    notebook = _solution_notebook()
-    notebook.cells[
+def test_student_version_rewrites_links_to_the_repository():
+    """A solution's ../../docs link becomes ../docs, one folder up; others stay."""
+    solution = _solution_notebook()
+    solution.cells[
         0
     ].source = (
-        "See the [glossary](../../docs/learners/glossary.md) and [04](04-x.ipynb)."
+        "See the [glossary](../../docs/learners/glossary.md) and [01](01-x.ipynb)."
     )
-    student = student_version(notebook)
+    student = student_version(solution)
     assert student.cells[0].source == (
-        "See the [glossary](../docs/learners/glossary.md) and [04](04-x.ipynb)."
+        "See the [glossary](../docs/learners/glossary.md) and [01](01-x.ipynb)."
     )
 
 

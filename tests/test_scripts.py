@@ -177,7 +177,7 @@ async def test_send_line_to_input(folder: Path, capsys: pytest.CaptureFixture[st
     await asker.wait_for_output("Enter message: ", timeout=T)
     await asker.send_line("quit")
     await asker.wait_for_output("bye", timeout=T)
-    await asyncio.wait_for(asker.process.wait(), T)
+    assert await asker.wait(timeout=T) == 0
     await asker.stop()  # Nothing left to stop: returns at once.
     assert asker.returncode == 0
     assert asker.output == "Enter message: \nYou said: Hello\nEnter message: \nbye\n"
@@ -237,6 +237,8 @@ async def test_wait_for_output_finds_each_occurrence(folder: Path):
     await asker.send_line("one")
     await asker.wait_for_output("Enter message", timeout=T)
     assert asker.running
+    with pytest.raises(TimeoutError, match=r"still runs after 0\.1 s: stop it with"):
+        await asker.wait(timeout=0.1)
     await asker.stop()
 
 
@@ -366,8 +368,8 @@ async def test_kernel_end_stops_scripts(folder: Path, now: bool):
     assert await gone(pid)
 
 
-async def test_output_shows_under_the_cell_that_uses_it(folder: Path):
-    """In a kernel, output goes to the cell that started the script, then to the one that awaits it."""
+async def test_output_shows_under_the_running_cell(folder: Path):
+    """In a kernel, a script's lines show under the cell running when they come."""
     kernel = await Kernel.start(folder)
     try:
         first = await kernel.run(
@@ -383,14 +385,25 @@ async def test_output_shows_under_the_cell_that_uses_it(folder: Path):
         assert second["this cell"] == (
             "[asker.py] Enter message: Hello\n[asker.py] You said: Hello\ndone\n"
         )
+        # A cell that doesn't touch the script shows its lines too (they come
+        # through stdin written directly, and a poll with a deadline).
+        third = await kernel.run(
+            "import asyncio, time\n"
+            "asker.process.stdin.write(b'Hi\\n')\n"
+            "deadline = time.monotonic() + 10\n"
+            "while 'You said: Hi' not in asker.output and time.monotonic() < deadline:\n"
+            "    await asyncio.sleep(0.01)\n"
+            "print('polled')"
+        )
+        assert third["this cell"] == "[asker.py] Enter message: You said: Hi\npolled\n"
         # A kernel interrupt (SIGINT to the kernel's process group) spares it.
         await kernel.manager.interrupt_kernel()
-        third = await kernel.run("print(asker.running)\nawait asker.stop()")
+        fourth = await kernel.run("print(asker.running)\nawait asker.stop()")
         # As in a terminal, Ctrl+C's traceback starts after the waiting prompt.
-        assert third["this cell"].startswith(
+        assert fourth["this cell"].startswith(
             "True\n[asker.py] Enter message: Traceback"
         )
-        assert "[asker.py] KeyboardInterrupt\n" in third["this cell"]
+        assert "[asker.py] KeyboardInterrupt\n" in fourth["this cell"]
     finally:
         kernel.client.stop_channels()
         await kernel.manager.shutdown_kernel(now=True)

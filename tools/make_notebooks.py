@@ -7,10 +7,7 @@ this script writes ``notebooks/<same name>`` with:
 - every solution region in a code cell, from a line ``# BEGIN SOLUTION`` (or
   ``# BEGIN SOLUTION: what to do``) to a line ``# END SOLUTION``, replaced by
   ``# Your code here: what to do`` and ``...`` at the same indentation;
-- outputs and execution counts cleared, cell ids kept (stable diffs);
-- links from a markdown cell to the repository's files outside ``notebooks/``
-  (``](../../docs/…)``) rewritten for the student notebook's folder, one level
-  up (``](../docs/…)``).
+- outputs and execution counts cleared, cell ids kept (stable diffs).
 
 Usage::
 
@@ -62,11 +59,6 @@ def strip_solutions(source: str) -> str:
     return "\n".join(lines_out)
 
 
-def relink(markdown: str) -> str:
-    """Point a solution notebook's links to ``../../x`` at ``../x``, for notebooks/."""
-    return markdown.replace("](../../", "](../")
-
-
 def student_version(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Return the student notebook generated from a solution notebook."""
     student = nbformat.v4.new_notebook()
@@ -82,13 +74,22 @@ def student_version(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
         if cell.cell_type == "code":
             new = nbformat.v4.new_code_cell(strip_solutions(cell.source))
         elif cell.cell_type == "markdown":
-            new = nbformat.v4.new_markdown_cell(relink(cell.source))
+            new = nbformat.v4.new_markdown_cell(_from_students_folder(cell.source))
         else:
             new = nbformat.v4.new_raw_cell(cell.source)
         new.id = cell.id
         new.metadata = metadata
         student.cells.append(new)
     return student
+
+
+def _from_students_folder(markdown: str) -> str:
+    """Rewrite links to the repository's root for a notebook one folder up.
+
+    A solution notebook links ``../../docs/...``; the student notebook, in
+    ``notebooks/``, reaches the same file at ``../docs/...``.
+    """
+    return markdown.replace("](../../", "](../")
 
 
 def render(notebook: nbformat.NotebookNode) -> str:

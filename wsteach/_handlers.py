@@ -38,7 +38,9 @@ def check_handler(handler: Any) -> None:
 
     A handler must be an ``async def`` function (or method) that takes exactly one
     argument, the connection. Two parameters is the ``(websocket, path)`` signature
-    of websockets 12 and older, which the current API no longer calls.
+    of the legacy implementation: ``path`` was deprecated in websockets 13.0, and
+    the new implementation, which calls ``handler(websocket)``, became the
+    default in 14.0.
     """
     name = handler_name(handler)
     if not callable(handler):
@@ -72,7 +74,9 @@ def check_handler(handler: Any) -> None:
         first, second = (p.name for p in required)
         raise TypeError(
             f"handler {name} takes two parameters ({first}, {second}), "
-            "but since websockets 13 a handler takes only the connection\n"
+            "but websockets calls a handler with one: the connection "
+            "(the path argument was deprecated in websockets 13.0, and the new "
+            "implementation, without it, became the default in 14.0)\n"
             f"fix: async def {short}({first}):\n"
             f"if you need the path, it is {first}.request.path"
         )

@@ -10,11 +10,12 @@ the kernel keeps reading the script's output::
     await server.stop()                      # like Ctrl+C in its terminal
 
 What the script prints (stdout and stderr, in order) appears line by line under
-the cell that last used it: the cell that started it, or a later cell that
-awaited one of its methods (:meth:`Script.wait_for_output`,
-:meth:`Script.send_line`, :meth:`Script.stop`, :meth:`Script.kill`). Each line
-starts with the script's name in brackets. Terminal control codes (the
-cursor moves of ``python -m websockets``) are turned into plain lines.
+the cell that is running when it prints, or under the cell run last when none
+is running, as a terminal would show it next to what you type. A cell that
+ends with ``await script.wait_for_output("...")`` therefore shows (and saves)
+the lines up to that text. Each line starts with the script's name in brackets.
+Terminal control codes (the cursor moves of ``python -m websockets``) are
+turned into plain lines.
 
 Running the same script again (same ``name``) stops the earlier process first,
 so re-running a cell never leaves two servers fighting for a port. Scripts
@@ -24,7 +25,9 @@ process ends them when the kernel's end of a pipe closes.
 Limits: input is line by line (:meth:`Script.send_line`); there is no
 terminal, so programs that need one (``curses``, password prompts) don't work.
 A partial line (a prompt such as ``input("Message: ")``) is shown once the
-line ends, or when you answer it with :meth:`Script.send_line`.
+line ends, or when you answer it with :meth:`Script.send_line`. Lines that come
+while JupyterLab asks the kernel something else (a Tab completion, say) go with
+that request and are not shown; :attr:`Script.output` still has them.
 """
 
 from __future__ import annotations
@@ -135,14 +138,14 @@ class Script:
         name: str,
         args: list[str],
         prefix: str,
-        viewer: contextvars.Context,
+        quiet: bool = False,
     ) -> None:
         self.process = process
         self.name = name
         self.args = args
         self.pid = process.pid
         self.prefix = prefix
-        self._viewer: contextvars.Context | None = viewer
+        self.quiet = quiet
         self._screen = _Screen()
         self._lines: list[str] = []
         self._grown = asyncio.Event()
@@ -178,16 +181,9 @@ class Script:
     # Output
 
     def _show(self, line: str) -> None:
-        """Print one line under the cell that last used this script."""
-        if self._viewer is None:
-            return
-        text = f"{self.prefix}{line}\n"
-        self._viewer.run(_write, text)
-
-    def _watch(self) -> None:
-        """Make the calling cell the one that shows this script's output."""
-        if self._viewer is not None:
-            self._viewer = contextvars.copy_context()
+        """Print one line under the cell that runs now (or ran last)."""
+        if not self.quiet:
+            _write_under_current_cell(f"{self.prefix}{line}\n")
 
     async def _read(self) -> None:
         stream = self.process.stdout
@@ -212,18 +208,17 @@ class Script:
         self._grown.set()
         self._grown = asyncio.Event()
 
-    async def wait_for_output(self, text: str, *, timeout: float = 10) -> str:
-        """Wait until the script prints ``text``; return its output so far.
+    async def wait_for_output(self, text: str, *, timeout: float = 10) -> None:
+        """Wait until the script prints ``text`` (:attr:`output` holds it all).
 
         Each call looks only after the previous match, so waiting twice for
-        ``"Pong"`` waits for the second one. The output that arrives meanwhile
-        shows under the cell that awaits this.
+        ``"Pong"`` waits for the second one. It returns once the line holding
+        ``text`` is shown (up to 0.2 s more for a prompt without a newline).
 
         Raises:
             ScriptExited: If the script ends without printing ``text``.
             TimeoutError: If ``timeout`` seconds pass first (it keeps running).
         """
-        self._watch()
         try:
             async with asyncio.timeout(timeout):
                 while True:
@@ -231,7 +226,8 @@ class Script:
                     found = self.output.find(text, self._cursor)
                     if found != -1:
                         self._cursor = found + len(text)
-                        return self.output
+                        await self._line_shown(found)
+                        return
                     if self._reader.done():
                         raise ScriptExited(
                             f"{self.name} ended ({_ending(self.returncode)}) "
@@ -245,6 +241,35 @@ class Script:
                 f"it is still running; its output so far:\n{_indent(self.output)}"
             ) from None
 
+    async def wait(self, *, timeout: float = 10) -> int:
+        """Wait until the script ends by itself; return its exit status.
+
+        Raises:
+            TimeoutError: If it still runs after ``timeout`` seconds.
+        """
+        try:
+            await asyncio.wait_for(asyncio.shield(self._reader), timeout)
+        except TimeoutError:
+            raise TimeoutError(
+                f"{self.name} still runs after {timeout:g} s: "
+                "stop it with stop() (Ctrl+C) or kill()"
+            ) from None
+        assert self.process.returncode is not None
+        return self.process.returncode
+
+    async def _line_shown(self, position: int) -> None:
+        """Give the line holding ``position`` a moment to end, so it's shown.
+
+        Lines are shown once complete; a print's newline often comes in a
+        second read. A prompt, which never ends, is waited for 0.2 s at most.
+        """
+        while self.running and position >= len(self.output) - len(self._screen.partial):
+            grown = self._grown
+            try:
+                await asyncio.wait_for(grown.wait(), 0.2)
+            except TimeoutError:
+                return
+
     # Input
 
     async def send_line(self, line: str) -> None:
@@ -256,7 +281,6 @@ class Script:
         Raises:
             ScriptExited: If the script has already ended.
         """
-        self._watch()
         stdin = self.process.stdin
         assert stdin is not None
         if not self.running or stdin.is_closing():
@@ -282,7 +306,6 @@ class Script:
         traceback) is shown. After ``timeout`` seconds it is killed. Calling it
         on a script that ended does nothing.
         """
-        self._watch()
         if not self.running:
             return
         self._stopping = self._stopping or "after Ctrl+C: "
@@ -299,11 +322,22 @@ class Script:
         A server's clients see their connection drop without a closing
         handshake (close code 1006); a client vanishes from its server.
         """
-        self._watch()
         if not self.running:
             return
         _signal(self.process, "kill")
         await asyncio.shield(self._reader)
+
+
+def _write_under_current_cell(text: str) -> None:
+    """Write ``text`` to stdout for the cell that runs now, or ran last.
+
+    ipykernel (7 and later) sends what a task prints to the cell that created
+    the task: it looks the cell up in a context variable, which each task
+    copies when it is created. In a new, empty context the variable is unset,
+    and ipykernel falls back to the cell of its latest request, as it does for
+    threads. (tests/test_scripts.py checks this in a real kernel.)
+    """
+    contextvars.Context().run(_write, text)
 
 
 def _write(text: str) -> None:
@@ -348,6 +382,7 @@ async def run_script(
     timeout: float = 10,
     prefix: str | None = None,
     env: dict[str, str] | None = None,
+    quiet: bool = False,
 ) -> Script:
     """Start ``python -u <args>`` as a real process and return its :class:`Script`.
 
@@ -362,6 +397,7 @@ async def run_script(
         prefix: Written before each line of output; default ``"[name] "``,
             ``""`` for none.
         env: Extra environment variables for the script, e.g. ``{"PORT": "0"}``.
+        quiet: Show nothing; the output is still kept in :attr:`Script.output`.
 
     Raises:
         FileNotFoundError: If there's no such script.
@@ -385,7 +421,7 @@ async def run_script(
     name = label if name is None else name
     previous = _scripts.pop(name, None)
     if previous is not None and previous.running:
-        previous._viewer = None  # Its last words belong to the old cell.
+        previous.quiet = True  # Its last words belong to the old cell.
         await previous.stop()
         print(f"(stopped the earlier {previous.name}, pid {previous.pid})")
 
@@ -412,7 +448,7 @@ async def run_script(
         name=name,
         args=list(args),
         prefix=f"[{name}] " if prefix is None else prefix,
-        viewer=contextvars.copy_context(),
+        quiet=quiet,
     )
     _scripts[name] = script
     if wait_for is not None:

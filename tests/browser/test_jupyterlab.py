@@ -16,10 +16,32 @@ from .conftest import ROOT, Jupyter, copy_notebook, free_port, timeout_ms
 pytestmark = pytest.mark.browser
 
 
-# (notebook, text one of its cells prints): the student's echo-server notebook,
-# as a student opens it, stubs and all.
+# (notebook, text one of its cells prints): the echo-server notebook as a
+# student has it once every step is written: the solution notebook, without
+# its outputs. (The stubs of notebooks/02 run under nbval-lax; the cells after
+# a stub need the student's code, so they fail until it is written.)
 CHAT_NOTEBOOK = ROOT / "notebooks/solutions/06-browser-chat.ipynb"
-LAB_NOTEBOOKS = [(ROOT / "notebooks/02-echo-server.ipynb", "Pong: Hello server")]
+LAB_NOTEBOOKS = [
+    (ROOT / "notebooks/solutions/02-echo-server.ipynb", "Pong: Hello server")
+]
+
+
+def written_by_a_student(solution: Path, folder: Path) -> Path:
+    """The solution notebook without outputs or instructor cells, saved in ``folder``."""
+    notebook = nbformat.read(solution, as_version=4)
+    notebook.cells = [
+        cell
+        for cell in notebook.cells
+        if "instructor" not in cell.get("metadata", {}).get("tags", [])
+    ]
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+    path = folder / solution.name
+    nbformat.write(notebook, path)
+    return path
+
 
 ERROR_OUTPUT = (
     '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"], '
@@ -54,10 +76,17 @@ async def open_notebook(browser: Browser, jupyter: Jupyter, name: str) -> Page:
     ("notebook", "expected"), LAB_NOTEBOOKS, ids=[n.stem for n, _ in LAB_NOTEBOOKS]
 )
 async def test_notebook_runs_in_jupyterlab(
-    browser: Browser, jupyter: Jupyter, artifacts: Path, notebook: Path, expected: str
+    browser: Browser,
+    jupyter: Jupyter,
+    artifacts: Path,
+    tmp_path: Path,
+    notebook: Path,
+    expected: str,
 ) -> None:
     """Run All Cells from JupyterLab's Run menu: the reply shows, no error, Mermaid is SVG."""
-    name = copy_notebook(notebook, jupyter, port=free_port())
+    name = copy_notebook(
+        written_by_a_student(notebook, tmp_path), jupyter, port=free_port()
+    )
     page = await open_notebook(browser, jupyter, name)
     panel = page.locator(".jp-NotebookPanel")
     status = panel.locator(".jp-Notebook-ExecutionIndicator")

@@ -9,12 +9,35 @@ Each notebook imports its own module, for example::
     ex.pong.solution()
 
     ex.predict_close_code.check(1001)     # a predict-the-output question
+    await ex.port.check()                 # a step: checks the notebook's PORT
 
 :mod:`wsteach.exercises._core` holds the machinery shared by all of them.
 """
 
 from __future__ import annotations
 
-from ._core import Exercise, Mismatch, Question, Result, Run, expect, is_stub
+from ._core import (
+    Exercise,
+    Mismatch,
+    NotAttempted,
+    Question,
+    Result,
+    Run,
+    Step,
+    expect,
+    is_stub,
+    notebook_namespace,
+)
 
-__all__ = ["Exercise", "Mismatch", "Question", "Result", "Run", "expect", "is_stub"]
+__all__ = [
+    "Exercise",
+    "Mismatch",
+    "NotAttempted",
+    "Question",
+    "Result",
+    "Run",
+    "Step",
+    "expect",
+    "is_stub",
+    "notebook_namespace",
+]

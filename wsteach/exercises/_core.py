@@ -26,8 +26,10 @@ expect before running the cell that shows it, then ``q.check(answer)``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dis
 import inspect
+import io
 import logging
 import re
 import warnings
@@ -41,7 +43,18 @@ from websockets.protocol import State
 from ..clients import TIMEOUT_FACTOR
 from ..notebook import Running, start
 
-__all__ = ["Exercise", "Mismatch", "Question", "Result", "Run", "expect", "is_stub"]
+__all__ = [
+    "Exercise",
+    "Mismatch",
+    "NotAttempted",
+    "Question",
+    "Result",
+    "Run",
+    "Step",
+    "expect",
+    "is_stub",
+    "notebook_namespace",
+]
 
 PASSED, FAILED, NOT_ATTEMPTED = "passed", "failed", "not attempted yet"
 MARKS = {PASSED: "✓", FAILED: "✗", NOT_ATTEMPTED: "·"}
@@ -79,6 +92,8 @@ class Run:
         errors: Exceptions the server's handler raised so far in this scenario
             ("connection handler failed" in its log). Any left at the end fail
             the scenario; one that expects a crash checks it and clears this.
+        printed: What the answer printed during the scenario, for exercises
+            made with ``prints=True``.
     """
 
     url: str
@@ -86,6 +101,7 @@ class Run:
     received: list[Any] = field(default_factory=list)
     timeout: float = 2.0 * TIMEOUT_FACTOR
     errors: list[BaseException] = field(default_factory=list)
+    printed: io.StringIO = field(default_factory=io.StringIO)
 
 
 Scenario = Callable[[Run], Awaitable[None]]
@@ -158,8 +174,8 @@ class Exercise:
         kind: ``"handler"`` or ``"client"`` (see the module docstring).
         reference: For client exercises, the handler of the server to talk to.
             It receives ``(websocket, received)``: append what arrives.
-        stub_name: The function name the student edits, for the
-            "not attempted yet" line.
+        prints: Collect what the answer prints in :attr:`Run.printed`
+            (instead of showing it).
     """
 
     def __init__(
@@ -172,6 +188,7 @@ class Exercise:
         solution: str,
         kind: Literal["handler", "client"] = "handler",
         reference: Callable[[Any, list[Any]], Awaitable[None]] | None = None,
+        prints: bool = False,
     ) -> None:
         if kind == "client" and reference is None:
             raise ValueError("a client exercise needs a reference server")
@@ -182,6 +199,7 @@ class Exercise:
         self.code = solution.strip("\n")
         self.kind = kind
         self.reference = reference
+        self.prints = prints
 
     def __repr__(self) -> str:
         return f"<Exercise {self.number} · {self.title}>"
@@ -259,7 +277,11 @@ class Exercise:
             warnings.simplefilter("always", RuntimeWarning)
             try:
                 async with asyncio.timeout(limit):
-                    await scenario(run)
+                    if self.prints:
+                        with contextlib.redirect_stdout(run.printed):
+                            await scenario(run)
+                    else:
+                        await scenario(run)
             except Mismatch as exc:
                 failure, detail = exc, str(exc)
             except TimeoutError as exc:
@@ -313,6 +335,102 @@ class Exercise:
     def solution(self) -> None:
         """Show the solution's code."""
         _show_code(f"Solution to exercise {self.number} · {self.title}", self.code)
+
+
+class NotAttempted(Exception):
+    """Raised by a step's check when the notebook has no answer for it yet."""
+
+
+def notebook_namespace() -> dict[str, Any]:
+    """The notebook's variables (IPython's user namespace), or {} outside IPython."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython ships with the kit
+        return {}
+    shell = get_ipython()
+    return shell.user_ns if shell is not None else {}
+
+
+StepCheck = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class Step:
+    """One step of building a program in the notebook, checked from its variables.
+
+    Where an :class:`Exercise` checks a function you pass, a step looks at what
+    your cells defined (``PORT``, ``server``, a file written with
+    ``%%writefile``), like the checks of Kaggle's learntools::
+
+        await ex.port.check()
+
+    Each check is a coroutine function taking the notebook's namespace; it
+    raises :exc:`NotAttempted` when the name it needs isn't there yet, and
+    :exc:`Mismatch` (or any exception) when something is wrong. Never raises.
+
+    Args:
+        number: Shown in the header, e.g. ``"2.1"``.
+        title: Shown in the header.
+        checks: ``(description, check)`` pairs, run in order.
+        hints: Hint 1 names the idea, hint 2 the construct.
+        solution: The solution's code, as shown by :meth:`solution`.
+    """
+
+    def __init__(
+        self,
+        number: str,
+        title: str,
+        *,
+        checks: Sequence[tuple[str, StepCheck]],
+        hints: Sequence[str],
+        solution: str,
+    ) -> None:
+        self.number = number
+        self.title = title
+        self.checks = list(checks)
+        self.hints = list(hints)
+        self.code = solution.strip("\n")
+
+    def __repr__(self) -> str:
+        return f"<Step {self.number} · {self.title}>"
+
+    async def results(self, namespace: dict[str, Any] | None = None) -> list[Result]:
+        """Run every check against ``namespace`` (default: the notebook's)."""
+        names = notebook_namespace() if namespace is None else namespace
+        results = []
+        for name, check in self.checks:
+            try:
+                await check(names)
+            except NotAttempted as exc:
+                results.append(Result(name, NOT_ATTEMPTED, str(exc)))
+            except Mismatch as exc:
+                results.append(Result(name, FAILED, str(exc)))
+            except Exception as exc:
+                detail = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+                results.append(Result(name, FAILED, detail))
+            else:
+                results.append(Result(name, PASSED))
+        return results
+
+    async def check(self, namespace: dict[str, Any] | None = None) -> None:
+        """Check what the notebook defined; print one line per check. Never raises."""
+        print(f"Step {self.number} · {self.title}")
+        try:
+            results = await self.results(namespace)
+        except Exception as exc:  # pragma: no cover - a bug in the step itself
+            print(f"✗ the check itself failed: {type(exc).__name__}: {exc}")
+            return
+        for result in results:
+            print(f"  {result}")
+        if results and all(r.status == PASSED for r in results):
+            print("  all passed: well done!")
+
+    def hint(self, level: int = 1) -> None:
+        """Print hint number ``level`` (1 is the gentlest)."""
+        _hint(f"step {self.number}", self.hints, level)
+
+    def solution(self) -> None:
+        """Show the solution's code."""
+        _show_code(f"Solution to step {self.number} · {self.title}", self.code)
 
 
 class Question:

@@ -1,8 +1,14 @@
-"""Exercises for notebook 03, disconnects and errors.
+"""Exercises for notebook 03, disconnects and errors, in the video's order.
 
-Both are handler exercises. Besides the replies, ``check`` watches the server's
-log: a handler that lets an exception escape ("connection handler failed")
-fails the scenario, unless the scenario is about exactly that crash.
+- 3.1 ``bare_except``: the video's first fix, a bare ``except:`` that prints.
+- 3.2 ``disconnected``: ``except ConnectionClosed:``, which hides no bug.
+- 3.3 ``predict_3_3``, 3.4 ``predict_3_4``: close codes, predicted.
+- 3.5 ``careful``: a ``recv()`` loop that ends quietly.
+- 3.6 ``text_only``: refuse binary messages with close code 1003.
+
+The handler exercises also watch the server's log: a handler that lets an
+exception escape ("connection handler failed") fails the scenario, unless the
+scenario is about exactly that crash.
 """
 
 from __future__ import annotations
@@ -10,9 +16,183 @@ from __future__ import annotations
 import asyncio
 
 from ..clients import connect
-from ._core import Exercise, Run, expect
+from ._core import Exercise, Question, Run, expect
 
-__all__ = ["careful", "text_only"]
+__all__ = [
+    "bare_except",
+    "careful",
+    "disconnected",
+    "predict_3_3",
+    "predict_3_4",
+    "text_only",
+]
+
+
+async def _printed(run: Run, text: str) -> None:
+    """Wait until the handler printed ``text``; fail with what it printed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + run.timeout
+    while text not in run.printed.getvalue():
+        if loop.time() > deadline:
+            printed = run.printed.getvalue().strip().replace("\n", " | ")
+            expect(printed or "nothing", f"a line {text!r}", "your handler printed")
+        await asyncio.sleep(0.01)
+
+
+async def _vanish(run: Run) -> None:
+    """A client says hello, then drops the TCP connection without a goodbye."""
+    client = await connect(run.url, name="checker")
+    try:
+        await client.send("Hello server")
+        expect(await client.recv(run.timeout), "Pong: Hello server", "reply")
+    finally:
+        # Like a client process that is killed: no closing handshake.
+        client.connection.transport.abort()
+    await client.wait_closed(run.timeout)
+
+
+async def _echo_and_print(run: Run) -> None:
+    async with connect(run.url, name="checker") as client:
+        await client.send("Hello server")
+        expect(await client.recv(run.timeout), "Pong: Hello server", "reply")
+    await _printed(run, "Received message from client: Hello server")
+
+
+async def _vanish_something_wrong(run: Run) -> None:
+    await _vanish(run)
+    await _printed(run, "something went wrong")
+
+
+bare_except = Exercise(
+    "3.1",
+    "Silence the noise with a bare except",
+    prints=True,
+    scenarios=[
+        ('replies "Pong: " + message and prints what it received', _echo_and_print),
+        (
+            'a client that vanishes: prints "something went wrong", nothing in the log',
+            _vanish_something_wrong,
+        ),
+    ],
+    hints=[
+        "the noise is an exception that escapes the handler: catch it inside the "
+        "handler, around the loop",
+        "try: before the loop, the loop indented under it, then except: (no "
+        "exception named) with the print",
+    ],
+    solution="""
+async def echo(websocket):
+    print("A client just connected")
+    try:
+        async for message in websocket:
+            print("Received message from client: " + message)
+            await websocket.send("Pong: " + message)
+    except:  # noqa: E722 - the video's first attempt, shown to be a trap
+        print("something went wrong")
+""",
+)
+
+
+async def _vanish_disconnected(run: Run) -> None:
+    await _vanish(run)
+    await _printed(run, "A client just disconnected")
+
+
+async def _bug_reaches_log(run: Run) -> None:
+    async with connect(run.url, name="checker") as client:
+        # "Received message from client: " + b"..." raises TypeError in the
+        # handler: a bug, not a disconnect. It must reach the log, and the
+        # client must get 1011.
+        await client.send(b"\x00binary")
+        await client.wait_closed(run.timeout)
+        expect(client.close_code, 1011, "close code")
+    for _ in range(int(run.timeout * 100)):
+        if run.errors:
+            break
+        await asyncio.sleep(0.01)
+    raised = [type(error).__name__ for error in run.errors]
+    expect(raised, ["TypeError"], "errors in the server log")
+    run.errors.clear()
+
+
+disconnected = Exercise(
+    "3.2",
+    "Catch ConnectionClosed, and only that",
+    prints=True,
+    scenarios=[
+        ('replies "Pong: " + message and prints what it received', _echo_and_print),
+        (
+            'a client that vanishes: prints "A client just disconnected", '
+            "nothing in the log",
+            _vanish_disconnected,
+        ),
+        (
+            "a bug (bytes + str) still reaches the log, with close 1011",
+            _bug_reaches_log,
+        ),
+    ],
+    hints=[
+        "name the one exception that means 'the client is gone' in the except "
+        "clause; every other exception, a bug, must escape",
+        "websockets.exceptions has it (imported at the top of this notebook): "
+        "except followed by its name, then the print",
+    ],
+    solution="""
+async def echo(websocket):
+    print("A client just connected")
+    try:
+        async for message in websocket:
+            print("Received message from client: " + message)
+            await websocket.send("Pong: " + message)
+    except ConnectionClosed:
+        print("A client just disconnected")
+""",
+)
+
+
+predict_3_3 = Question(
+    "3.3",
+    "carol sends bytes to the bare-except handler: which close code does she get?",
+    answer=1000,
+    explanation=(
+        "1000, a normal closure: the TypeError never leaves the handler, the bare "
+        "except prints and the handler returns, and a handler that returns closes "
+        "the connection normally; nothing tells carol or the log about the bug"
+    ),
+    hints=[
+        "what does websockets see: a handler that raised, or one that returned?",
+        "websockets closes with 1011 only when the exception reaches it; look at "
+        "where the bare except stops it",
+    ],
+    wrong={
+        1011: "1011 is what she would get if the TypeError reached websockets; "
+        "the bare except stops it inside the handler",
+        1006: "1006 means the connection dropped without a close frame; here the "
+        "server closes it properly",
+        1003: "1003 is a code a handler sends on purpose (exercise 3.6); this one "
+        "doesn't",
+    },
+)
+
+predict_3_4 = Question(
+    "3.4",
+    "The server stops while erin is connected: which close code does erin see?",
+    answer=1001,
+    explanation=(
+        "1001, going away: a server that shuts down closes every connection with "
+        "1001, and the client receives it in the closing handshake"
+    ),
+    hints=[
+        "the server closes the connection, and says why with a close code",
+        "look at the close codes table: one code is for an endpoint that goes away",
+    ],
+    wrong={
+        1000: "1000 is a normal closure, as when a client leaves or a handler "
+        "returns; a server that stops says something more precise",
+        1006: "1006 means no close frame came; a server that stops sends one",
+        1011: "1011 is for a handler that crashed; nothing crashed here",
+    },
+)
 
 
 async def _replies(run: Run) -> None:
@@ -31,36 +211,17 @@ async def _closes_normally(run: Run) -> None:
 
 
 async def _vanishes(run: Run) -> None:
-    client = await connect(run.url, name="checker")
-    try:
-        await client.send("bye")
-        expect(await client.recv(run.timeout), "Pong: bye", "reply")
-    finally:
-        # Drop the TCP connection without a closing handshake, like a laptop
-        # whose lid closes: the handler must end quietly all the same.
-        client.connection.transport.abort()
-    await client.wait_closed(run.timeout)
+    await _vanish(run)
 
 
 async def _bug_not_hidden(run: Run) -> None:
-    async with connect(run.url, name="checker") as client:
-        # "Pong: " + b"..." raises TypeError in the handler: a bug, not a
-        # disconnect. It must reach the log, and the client must get 1011.
-        await client.send(b"\x00binary")
-        await client.wait_closed(run.timeout)
-        expect(client.close_code, 1011, "close code")
-    for _ in range(int(run.timeout * 100)):
-        if run.errors:
-            break
-        await asyncio.sleep(0.01)
-    raised = [type(error).__name__ for error in run.errors]
-    expect(raised, ["TypeError"], "errors in the server log")
-    run.errors.clear()
+    # "Pong: " + b"..." raises TypeError in the handler, as above.
+    await _bug_reaches_log(run)
 
 
 careful = Exercise(
-    "3.1",
-    "Survive disconnects without hiding bugs",
+    "3.5",
+    "A recv() loop that survives disconnects",
     scenarios=[
         ('replies "Pong: " + message', _replies),
         ("a client that closes normally: nothing in the log", _closes_normally),
@@ -70,9 +231,8 @@ careful = Exercise(
     hints=[
         "wrap the loop in try: ... and catch only the exception that means "
         "'the client is gone': websockets.exceptions.ConnectionClosed",
-        "try: while True: message = await websocket.recv(); "
-        'await websocket.send("Pong: " + message) — then '
-        "except ConnectionClosed: return (never a bare except:)",
+        "the whole while True: loop goes inside try:, and the except names the "
+        "same exception as in 3.2; the client is gone, so there is nothing to do",
     ],
     solution="""
 async def careful(websocket):
@@ -103,7 +263,7 @@ async def _binary_closes(run: Run) -> None:
 
 
 text_only = Exercise(
-    "3.2",
+    "3.6",
     "Refuse binary messages with close code 1003",
     scenarios=[
         ('a text message gets "Pong: " + message', _text_works),
@@ -112,8 +272,9 @@ text_only = Exercise(
     hints=[
         "a binary message arrives as bytes, a text message as str: "
         "test isinstance(message, bytes)",
-        'await websocket.close(CloseCode.UNSUPPORTED_DATA, "text only, please"), '
-        "then return: the handler is done with this client",
+        "websocket.close(code, reason) closes with a code the client reads; "
+        "CloseCode.UNSUPPORTED_DATA is 1003; after it, the handler has nothing "
+        "more to do for this client",
     ],
     solution="""
 async def text_only(websocket):

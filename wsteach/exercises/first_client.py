@@ -1,6 +1,7 @@
 """Exercises for notebook 01, the first client.
 
-Both are client exercises: your answer is an ``async def`` function that takes
+Question 1.3 (``predict_1_3``) asks for a close code before the cell that
+shows it. Exercises 1.1 and 1.2 are client exercises: your answer is an ``async def`` function that takes
 the server's URL. ``check`` starts a reference server on a free port, calls your
 function with its URL, and looks at what your function returned and what the
 server received. The reference server answers every text message with
@@ -11,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._core import Exercise, Run, expect
+from ._core import Exercise, Question, Run, expect
 
-__all__ = ["say_hello", "send_all"]
+__all__ = ["predict_1_3", "say_hello", "send_all"]
 
 
 def _expect_items(received: Any, expected: list[Any], what: str) -> None:
@@ -108,4 +109,28 @@ async def send_all(url, messages):
             replies.append(await websocket.recv())
     return replies
 """,
+)
+
+
+predict_1_3 = Question(
+    "1.3",
+    "A handler sends three messages and returns: which close code does the client see?",
+    answer=1000,
+    explanation=(
+        "1000, a normal closure: when a handler returns, websockets closes its "
+        "connection normally; the server itself keeps running"
+    ),
+    hints=[
+        "nothing went wrong here, and the server doesn't stop: only this "
+        "connection ends",
+        "the close codes are listed in notebook 03; the one for 'done talking' "
+        "is the smallest",
+    ],
+    wrong={
+        1001: "1001 (going away) is for a server that shuts down; this server "
+        "keeps running, only the handler returned",
+        1011: "1011 is for a handler that crashed; this one returned normally",
+        1006: "1006 means the connection dropped without a close frame; "
+        "websockets sends one when the handler returns",
+    },
 )
