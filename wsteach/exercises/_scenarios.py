@@ -210,8 +210,11 @@ async def hears_after_load(client: Client, expected: str, timeout: float) -> Non
         raise Mismatch(expected, message, f"{client.name} received")
 
 
-def still_connected(client: Client) -> None:
-    """Raise :exc:`Mismatch` unless the server kept ``client``'s connection open."""
+def still_connected(client: Client, why: str = "") -> None:
+    """Raise :exc:`Mismatch` unless the server kept ``client``'s connection open.
+
+    ``why`` says what likely closed it, for the failed line.
+    """
     if client.closed or client.connection.state is not State.OPEN:
         close = client.connection.protocol.close_rcvd
         raise Mismatch(
@@ -219,6 +222,7 @@ def still_connected(client: Client) -> None:
             f"{client.name} disconnected by the server (close {close.code})"
             if close
             else f"{client.name} disconnected",
+            why,
         )
 
 

@@ -29,6 +29,10 @@ from ._scenarios import (
 __all__ = ["careful", "predict_keepalive", "predict_stall", "relay"]
 
 _STALL_WAIT = 0.3 * TIMEOUT_FACTOR  # Time for the buffers to fill up.
+_DEAD_RECIPIENT = (
+    "after sloth died (the send to sloth raised ConnectionClosed in alice's "
+    "handler and ended it: catch it around each send)"
+)
 
 
 # Scenarios shared by the two exercises.
@@ -69,7 +73,7 @@ async def _death_during_stall(run: Run) -> None:
         await settled(bob)
         sloth.kill()
         await asyncio.sleep(_STALL_WAIT)
-        still_connected(alice)
+        still_connected(alice, _DEAD_RECIPIENT)
         await alice.send("still there?")
         await hears_after_load(bob, "Someone said: still there?", run.timeout)
         still_connected(alice)
