@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import json
+import re
+from pathlib import Path
 
 from websockets.exceptions import ConnectionClosed
 
@@ -121,3 +125,35 @@ async def test_next_message_is_nothing_after_a_close():
         received = await next_message(client, 0.1)
     assert repr(received) == "nothing (waited 0.1 s)"
     assert received == Nothing(1)
+
+
+# The exercise package's import rules
+
+
+EXERCISES = Path(__file__).resolve().parent.parent / "wsteach" / "exercises"
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def test_no_exercise_module_imports_another():
+    """Exercise modules share code only through _core and _scenarios, never each other."""
+    for path in sorted(EXERCISES.glob("[!_]*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        relative = {
+            node.module
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module
+        }
+        assert relative <= {"_core", "_scenarios"}, f"{path.name} imports {relative}"
+
+
+def test_notebooks_import_only_public_names_of_the_exercises():
+    """Notebooks import an exercise module as ex, never a name from inside one."""
+    found = re.compile(r"^from wsteach\.exercises(\.\w+)? import (.+)$", re.MULTILINE)
+    for path in sorted(NOTEBOOKS.rglob("*.ipynb")):
+        if ".ipynb_checkpoints" in path.parts:
+            continue
+        for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+            source = "".join(cell["source"])
+            for inside, names in found.findall(source):
+                assert not inside, f"{path.name}: from wsteach.exercises{inside}"
+                assert not names.startswith("_"), f"{path.name}: imports {names}"
