@@ -207,7 +207,7 @@ async def test_script_without_except_fails_the_vanish(tmp_path):
         "",
     )
     path.write_text(code)
-    results = await ex.script.results(path)
+    results = await ex.script.results(path, timeout=1)
     assert [r.status for r in results] == [PASSED, PASSED, FAILED, PASSED]
     assert results[2].detail.startswith(
         "the script printed: expected 'A client just disconnected'"

@@ -157,3 +157,110 @@ def test_notebooks_import_only_public_names_of_the_exercises():
             for inside, names in found.findall(source):
                 assert not inside, f"{path.name}: from wsteach.exercises{inside}"
                 assert not names.startswith("_"), f"{path.name}: imports {names}"
+
+
+# Scripts as answers (ScriptExercise)
+
+STUBBORN = """\
+import asyncio
+import signal
+
+from websockets.asyncio.server import serve
+
+PORT = 7890
+
+
+async def pong(websocket):
+    async for message in websocket:
+        await websocket.send("Pong: " + message)
+
+
+async def main():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C does nothing.
+    async with serve(pong, "127.0.0.1", PORT) as server:
+        print("Server listening on Port " + str(PORT))
+        await server.serve_forever()
+
+
+asyncio.run(main())
+"""
+
+
+async def test_script_that_answers_and_ignores_ctrl_c(tmp_path):
+    """An echo script as 4.6's answer: wrong relay, and still running after Ctrl+C."""
+    from wsteach.exercises import broadcast
+
+    path = tmp_path / "server_echo_broadcast.py"
+    path.write_text(STUBBORN)
+    results = await broadcast.script.results(path, timeout=1)
+    assert [r.status for r in results] == ["passed", "failed", "failed", "failed"]
+    assert "bob received" in results[1].detail or "A client just connected" in (
+        results[1].detail
+    )
+    assert results[3].detail == (
+        "after Ctrl+C (SIGINT): expected 'the script stops', received 'it still runs'"
+    )
+
+
+async def test_script_with_the_wrong_banner_or_none(tmp_path):
+    """A script that prints something else, or nothing, and exits is told so."""
+    from wsteach.exercises import broadcast, from_the_video
+
+    path = tmp_path / "server_echo_broadcast.py"
+    path.write_text('print("Hello")\n')
+    results = await broadcast.script.results(path, timeout=1)
+    assert results[0].detail.startswith(
+        "the script printed: expected 'Server listening on Port "
+    )
+    assert results[0].detail.endswith("its last line: Hello")
+    path.write_text("import sys\nsys.exit(3)\n")
+    results = await from_the_video.port_the_script.results(path, timeout=1)
+    assert results[0].detail.endswith(
+        "received 'nothing' — the script ended (exit code 3)"
+    )
+
+
+async def test_ported_script_with_the_wrong_reply(tmp_path):
+    """7.1 with an echo that answers without "Pong: " names what the client got."""
+    from wsteach.exercises import from_the_video
+
+    path = tmp_path / "video_server_ported.py"
+    path.write_text(STUBBORN.replace('"Pong: " + message', "message"))
+    results = await from_the_video.port_the_script.results(path, timeout=1)
+    assert results[1].detail.startswith(
+        "the client received: expected 'Pong: Hello server', received 'Hello server'"
+    )
+
+
+async def test_script_check_prints_all_passed_and_the_solution(tmp_path, capsys):
+    """check() on the solution ends with "all passed"; solution() shows the script."""
+    from wsteach.exercises import broadcast
+
+    path = tmp_path / "server_echo_broadcast.py"
+    path.write_text(broadcast.script.code.split("\n", 1)[1])
+    await broadcast.script.check(path)
+    assert capsys.readouterr().out.endswith("  all passed: well done!\n")
+    broadcast.script.solution()
+    broadcast.connected_set.solution()
+    out = capsys.readouterr().out
+    assert "%%writefile server_echo_broadcast.py" in out
+    assert "connected = set()" in out
+
+
+async def test_hears_after_load_reports_the_wrong_message():
+    """The first message after a load that isn't the expected one is reported."""
+
+    async def echo_all(websocket):
+        async for message in websocket:
+            await websocket.send(message)
+
+    async with wsteach.start(echo_all, port=0, trace=False) as server:
+        alice = await wsteach.connect(server.url, name="alice")
+        await alice.send("surprise")
+        try:
+            await hears_after_load(alice, "done", 5)
+        except Mismatch as exc:
+            assert str(exc) == "alice received: expected 'done', received 'surprise'"
+        else:
+            raise AssertionError("hears_after_load() accepted the wrong message")
+        await alice.close()

@@ -320,8 +320,14 @@ class ScriptExercise:
     def __repr__(self) -> str:
         return f"<ScriptExercise {self.number} · {self.title}>"
 
-    async def results(self, path: str | os.PathLike[str]) -> list[Result]:
-        """Run the script at ``path`` and play every scenario against it."""
+    async def results(
+        self, path: str | os.PathLike[str], *, timeout: float | None = None
+    ) -> list[Result]:
+        """Run the script at ``path`` and play every scenario against it.
+
+        ``timeout``: seconds a scenario waits for one thing to happen (a line
+        printed, a reply); 5 by default, times ``WSTEACH_TIMEOUT_FACTOR``.
+        """
         names = [name for name, _ in self.scenarios]
         script = Path(path)
         if not script.is_file():  # noqa: ASYNC240 - one stat
@@ -346,6 +352,8 @@ class ScriptExercise:
                 start_new_session=True,
             )
             run = ScriptRun(process, port)
+            if timeout is not None:
+                run.timeout = timeout
             reader = asyncio.create_task(run._read())
             results = []
             try:
