@@ -58,7 +58,7 @@ async def test_two_parameters_fail_at_the_first_message(tmp_path: Path):
     code = code.replace(
         "async def echo(websocket):", "async def echo(websocket, path):"
     )
-    results = await ex.port_the_script.results(_script(tmp_path, code))
+    results = await ex.port_the_script.results(_script(tmp_path, code), timeout=1)
     assert results[0].status == PASSED
     assert results[1].status == FAILED
 
