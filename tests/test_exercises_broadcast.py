@@ -84,29 +84,34 @@ async def test_who_counts_one_person_in_the_singular():
 # The steps of the video's server: 4.1 to 4.6
 
 
-def test_connected_set_is_judged_by_name():
+async def test_connected_set_is_judged_by_name():
     """4.1 reads `connected` from the notebook: missing is not attempted, {} is failed."""
-    assert ex.connected_set.outcome({}).status == NOT_ATTEMPTED
-    assert ex.connected_set.outcome({"connected": ...}).status == NOT_ATTEMPTED
-    wrong = ex.connected_set.outcome({"connected": {}})
+
+    async def status(namespace):
+        (result,) = await ex.connected_set.results(namespace)
+        return result
+
+    assert (await status({})).status == NOT_ATTEMPTED
+    assert (await status({"connected": ...})).status == NOT_ATTEMPTED
+    wrong = await status({"connected": {}})
     assert wrong.status == FAILED
-    assert wrong.detail == "{} is an empty dict, not a set: write set()"
-    assert ex.connected_set.outcome({"connected": []}).detail == (
-        "connected is a list; the room is a set: set()"
+    assert wrong.detail == (
+        "{} is an empty dict, not a set: expected 'set()', received '{}'"
     )
-    assert ex.connected_set.outcome({"connected": set()}).status == PASSED
+    assert (await status({"connected": []})).detail == (
+        "connected: the room is a set: expected 'a set', received 'list'"
+    )
+    assert (await status({"connected": set()})).status == PASSED
 
 
-def test_connected_set_check_reads_the_callers_globals(capsys):
-    """check() with no argument finds `connected` where it is called, like a cell."""
-    namespace = {"ex": ex, "connected": set()}
-    exec("ex.connected_set.check()", namespace)
+async def test_connected_set_check_prints_one_line(capsys):
+    """check() prints the step's header and its one line."""
+    await ex.connected_set.check({"connected": set()})
     assert capsys.readouterr().out == (
-        "Exercise 4.1 · A set for the room\n  ✓ connected is a set: passed\n"
+        "Step 4.1 · A set for the room\n"
+        "  ✓ connected is a set: passed\n"
+        "  all passed: well done!\n"
     )
-    ex.connected_set.hint(2)
-    assert capsys.readouterr().out.startswith("Hint 2 of 2:")
-    assert repr(ex.connected_set) == "<NotebookVariable 4.1 · A set for the room>"
 
 
 connected: set = set()

@@ -241,10 +241,8 @@ async def test_script_check_prints_all_passed_and_the_solution(tmp_path, capsys)
     await broadcast.script.check(path)
     assert capsys.readouterr().out.endswith("  all passed: well done!\n")
     broadcast.script.solution()
-    broadcast.connected_set.solution()
     out = capsys.readouterr().out
     assert "%%writefile server_echo_broadcast.py" in out
-    assert "connected = set()" in out
 
 
 async def test_hears_after_load_reports_the_wrong_message():

@@ -3,7 +3,8 @@
 The student builds the video's broadcast server one step at a time, each
 step checked right after it is written:
 
-- :data:`connected_set`: ``connected = set()``, the room every handler shares.
+- :data:`connected_set`: ``connected = set()``, the room every handler shares
+  (a step: ``await ex.connected_set.check()`` reads the notebook's variable).
 - :data:`join`: ``connected.add(websocket)`` when a client connects.
 - :data:`relay`: ``"Someone said: " + message`` to everyone but the sender.
 - :data:`echo`: the whole handler: ``except ConnectionClosed`` and
@@ -20,25 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sys
 from collections.abc import Callable
 from typing import Any
 
 from websockets.asyncio.client import connect as ws_connect
 
 from ..clients import crowd
-from ._core import (
-    FAILED,
-    NOT_ATTEMPTED,
-    PASSED,
-    Exercise,
-    Mismatch,
-    Question,
-    Result,
-    Run,
-    _hint,
-    _show_code,
-)
+from ._core import Exercise, Mismatch, NotAttempted, Question, Run, Step
 from ._scenarios import (
     ScriptExercise,
     ScriptRun,
@@ -63,71 +52,20 @@ __all__ = [
 # 4.1 connected = set()
 
 
-class NotebookVariable:
-    """A step whose answer is a variable of the notebook, checked by name.
-
-    ``check()`` looks the name up in the namespace of the cell that calls it
-    (the notebook's globals), like learntools does, so the student runs
-    ``ex.connected_set.check()`` after writing ``connected = set()``.
-    """
-
-    def __init__(
-        self,
-        number: str,
-        title: str,
-        *,
-        name: str,
-        test: Callable[[Any], str],
-        hints: list[str],
-        solution: str,
-    ) -> None:
-        self.number = number
-        self.title = title
-        self.name = name
-        self.test = test
-        self.hints = hints
-        self.code = solution.strip("\n")
-
-    def __repr__(self) -> str:
-        return f"<NotebookVariable {self.number} · {self.title}>"
-
-    def outcome(self, namespace: dict[str, Any]) -> Result:
-        """Judge the variable in ``namespace``: passed, failed or not attempted."""
-        line = f"{self.name} is a set"
-        if self.name not in namespace or namespace[self.name] is ...:
-            detail = f"write {self.name} = ..., then run this cell again"
-            return Result(line, NOT_ATTEMPTED, detail)
-        problem = self.test(namespace[self.name])
-        return Result(line, FAILED, problem) if problem else Result(line, PASSED)
-
-    def check(self) -> None:
-        """Print whether the notebook's variable is right. Never raises."""
-        print(f"Exercise {self.number} · {self.title}")
-        namespace = sys._getframe(1).f_globals
-        print(f"  {self.outcome(namespace)}")
-
-    def hint(self, level: int = 1) -> None:
-        """Print hint number ``level`` (1 is the gentlest)."""
-        _hint(f"exercise {self.number}", self.hints, level)
-
-    def solution(self) -> None:
-        """Show the solution's code."""
-        _show_code(f"Solution to exercise {self.number} · {self.title}", self.code)
-
-
-def _is_empty_set(value: Any) -> str:
+async def _connected_is_a_set(names: dict[str, Any]) -> None:
+    if names.get("connected", ...) is ...:
+        raise NotAttempted("write connected = ..., then run this cell again")
+    value = names["connected"]
     if isinstance(value, dict) and not value:
-        return "{} is an empty dict, not a set: write set()"
+        raise Mismatch("set()", "{}", "{} is an empty dict, not a set")
     if not isinstance(value, set):
-        return f"connected is a {type(value).__name__}; the room is a set: set()"
-    return ""
+        raise Mismatch("a set", type(value).__name__, "connected: the room is a set")
 
 
-connected_set = NotebookVariable(
+connected_set = Step(
     "4.1",
     "A set for the room",
-    name="connected",
-    test=_is_empty_set,
+    checks=[("connected is a set", _connected_is_a_set)],
     hints=[
         "the room is a collection of connections, each in it once, in no "
         "particular order: which Python type is that?",
