@@ -33,7 +33,9 @@ from wsteach.exercises import (
     Question,
     Result,
     Run,
+    Step,
     _core,
+    echo_server,
     expect,
     is_stub,
 )
@@ -469,6 +471,21 @@ async def test_cause_handler_reads_once():
     )
 
 
+async def test_cause_loop_that_ends_early():
+    """A handler whose loop ends while its client stays is told so, not to add a loop."""
+
+    async def two_only(websocket):
+        async for message in websocket:
+            await websocket.send("Pong: " + message)
+            break
+
+    detail = await _failure(two_only)
+    assert detail.endswith(
+        "likely cause: your handler returned while its client was still connected, "
+        "so websockets closed the connection: its loop ended before the client left"
+    )
+
+
 async def test_cause_send_without_await():
     """A send without await is named as the cause of the missing reply."""
 
@@ -754,3 +771,176 @@ def test_solution_displays_markdown_in_ipython(monkeypatch):
             ...
         ```"""
     )
+
+
+# Predict-the-output questions of the notebooks
+
+
+def _questions() -> list[tuple[str, str]]:
+    found = []
+    for name in _modules():
+        module = importlib.import_module(f"wsteach.exercises.{name}")
+        found += [
+            (name, attr)
+            for attr, value in vars(module).items()
+            if isinstance(value, Question)
+        ]
+    return found
+
+
+QUESTIONS = _questions()
+
+
+def test_questions_are_found():
+    """Notebooks 01, 02 and 03 each ask at least one predict-the-output question."""
+    modules = {module for module, _ in QUESTIONS}
+    assert {"first_client", "echo_server", "disconnects"} <= modules
+
+
+def _question_cell(path: Path, attr: str) -> str:
+    for cell in _code_cells(path):
+        if f".{attr}.check(" in cell.source:
+            return cell.source
+    pytest.fail(f"{path.name} never runs ex.{attr}.check(...)")
+
+
+@pytest.mark.parametrize("case", QUESTIONS, ids=_id)
+def test_question_in_notebooks(case, capsys):
+    """The solution notebook's prediction is right; the student's is not attempted yet."""
+    module, attr = case
+    question = getattr(importlib.import_module(f"wsteach.exercises.{module}"), attr)
+    assert len(question.hints) >= 2
+    assert question.wrong, "name at least one likely wrong answer and why"
+    solution = _notebook_for(module)
+    namespace = _imports(solution)
+    exec(_question_cell(solution, attr), namespace)
+    assert "✓ right: " in capsys.readouterr().out
+    student = STUDENTS / solution.name
+    namespace = _imports(student)
+    exec(_question_cell(student, attr), namespace)
+    assert "not attempted yet" in capsys.readouterr().out
+    assert "BEGIN SOLUTION" not in _question_cell(student, attr)
+
+
+# Steps of notebook 02: checks that read the notebook's variables
+
+
+async def _statuses(step, namespace) -> list[str]:
+    return [result.status for result in await step.results(namespace)]
+
+
+async def test_port_step():
+    """Step 2.1 passes for a port number; text, a privileged port and no PORT are told apart."""
+    port = echo_server.port
+    assert await _statuses(port, {"PORT": 7890}) == [PASSED, PASSED]
+    assert await _statuses(port, {}) == [NOT_ATTEMPTED, NOT_ATTEMPTED]
+    text = await port.results({"PORT": "7890"})
+    assert text[0].status == FAILED
+    assert text[0].detail.startswith("PORT is text; a port is a number")
+    low = await port.results({"PORT": 80})
+    assert [r.status for r in low] == [PASSED, FAILED]
+    assert "administrator rights" in low[1].detail
+
+
+async def test_serving_step():
+    """Step 2.3 passes for a running server on PORT; a forgotten await is named."""
+    serving = echo_server.serving
+    namespace = _imports(_notebook_for("echo_server"))
+    exec(echo_server.handler.code, namespace)
+    server = await wsteach.start(namespace["echo"], port=0)
+    try:
+        names = {"server": server, "PORT": server.port}
+        assert await _statuses(serving, names) == [PASSED] * 3
+        wrong_port = await serving.results({"server": server, "PORT": 7890})
+        assert wrong_port[1].status == FAILED
+    finally:
+        await server.stop()
+    stopped = await serving.results({"server": server, "PORT": server.port})
+    assert stopped[0].detail.endswith("a stopped one: run its cell again'")
+    assert await _statuses(serving, {"PORT": 7890}) == [NOT_ATTEMPTED] * 3
+    forgot = await serving.results({"server": wsteach.start(wsteach.echo, port=0)})
+    assert "(did you forget await?)" in forgot[0].detail
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_script_step(tmp_path, monkeypatch, capsys):
+    """Step 2.5 runs the solution's script for real; a stub, a missing part, a crash are told apart."""
+    script = echo_server.script
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "server_echo.py"
+    assert await _statuses(script, {}) == [NOT_ATTEMPTED] * 2
+    path.write_text("# Your code here: the whole script\n...\n")
+    assert await _statuses(script, {}) == [NOT_ATTEMPTED] * 2
+    code = script.code.split("\n", 1)[1]  # Without the %%writefile line.
+    path.write_text(code.replace("7890", str(_free_port())))
+    assert await _statuses(script, {}) == [PASSED, PASSED]
+    assert capsys.readouterr().out == ""  # The check's own run is quiet.
+    path.write_text(code.replace("await server.serve_forever()", "pass"))
+    missing = await script.results({})
+    assert missing[0].detail == (
+        "what server_echo.py lacks of serve, serve_forever, asyncio.run: "
+        "expected [], received ['serve_forever']"
+    )
+    assert missing[1].status == FAILED
+    path.write_text("import asyncio\nasyncio.run(1 / 0)\n")
+    crashed = await script.results({})
+    assert crashed[1].detail == (
+        "server_echo.py, run with python: expected 'Server listening on port ...', "
+        "received 'ZeroDivisionError: division by zero'"
+    )
+    async with wsteach.start(wsteach.echo, port=0, host="127.0.0.1") as holder:
+        path.write_text(code.replace("7890", str(holder.port)))
+        taken = await script.results({})
+    assert taken[1].detail.endswith(
+        "in use (stop the notebook's server first: await server.stop())\""
+    )
+    path.write_text("def f(:\n")
+    broken = await script.results({})
+    assert "on line 1" in broken[0].detail
+
+
+async def test_step_prints_hints_and_solution(capsys, monkeypatch):
+    """A step prints a header and one line per check, reads IPython's namespace, never raises."""
+    await echo_server.port.check({"PORT": 7890})
+    await echo_server.port.check({})
+    echo_server.port.hint()
+    echo_server.port.hint(3)
+    echo_server.port.solution()
+    out = capsys.readouterr().out
+    assert out.startswith(
+        "Step 2.1 · The port\n  ✓ PORT is a whole number: passed\n"
+        "  ✓ PORT is a port your programs may use: passed\n"
+        "  all passed: well done!\nStep 2.1 · The port\n"
+        "  · PORT is a whole number: not attempted yet — write PORT = ..."
+    )
+    assert f"Hint 1 of 2: {echo_server.port.hints[0]}" in out
+    assert "step 2.1 has hints 1 to 2; solution() shows the answer" in out
+    assert 'Solution to step 2.1 · The port\n\nPORT = 7890\nprint("Server' in out
+    assert repr(echo_server.port) == "<Step 2.1 · The port>"
+
+    class Shell:
+        def __init__(self) -> None:
+            self.user_ns = {"PORT": 7891}
+
+    assert _core.notebook_namespace() == {}
+    monkeypatch.setattr(IPython, "get_ipython", lambda: Shell())
+    assert _core.notebook_namespace() == {"PORT": 7891}
+    results = await echo_server.port.results()
+    assert [r.status for r in results] == [PASSED, PASSED]
+
+
+async def test_step_reports_unexpected_errors():
+    """An exception in a check becomes a failed line naming it."""
+
+    async def broken(names):
+        raise KeyError("x")
+
+    step = Step("0.9", "Broken", checks=[("boom", broken)], hints=[], solution="")
+    assert await step.results({}) == [Result("boom", FAILED, "KeyError: 'x'")]

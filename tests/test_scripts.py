@@ -14,6 +14,7 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 
 import wsteach
+from wsteach import scripts
 from wsteach.clients import TIMEOUT_FACTOR
 from wsteach.scripts import _Screen
 
@@ -133,6 +134,23 @@ async def test_crash_shows_the_traceback(folder: Path):
     assert message.startswith("crash.py ended (exited with code 1) without printing")
     assert "    ZeroDivisionError: division by zero" in message
     assert "    starting" in message
+
+
+async def test_port_in_use_is_explained(folder: Path):
+    """A script that can't bind its port: the error says what holds it and what to do."""
+    server, url = await start_server()
+    port = url.rsplit(":", 1)[1]
+    (folder / "bind.py").write_text(
+        f"import socket\nsocket.create_server(('127.0.0.1', {port}))\n"
+    )
+    with pytest.raises(wsteach.ScriptExited) as caught:
+        await wsteach.run_script("bind.py", wait_for="listening", timeout=T)
+    assert "Address already in use" in str(caught.value)
+    assert str(caught.value).endswith(
+        "fix: another server holds that port; stop it first (a notebook server: "
+        "await server.stop(), or await wsteach.stop_all()), or use another port\n"
+    )
+    await server.stop()
 
 
 async def test_crash_returncode(folder: Path, capsys: pytest.CaptureFixture[str]):
@@ -407,3 +425,14 @@ async def test_output_shows_under_the_running_cell(folder: Path):
     finally:
         kernel.client.stop_channels()
         await kernel.manager.shutdown_kernel(now=True)
+
+
+async def test_kill_and_signal_after_the_end(folder: Path):
+    """kill() on a script that ended does nothing; a signal to a gone process is no error."""
+    script = await wsteach.run_script("crash.py")
+    assert await script.wait(timeout=T) == 1
+    await script.kill()
+    assert script.returncode == 1
+    scripts._signal(script.process, "kill")  # Its process group is gone.
+    scripts._signal(script.process, "interrupt")
+    assert scripts._ending(None) == "still running"

@@ -19,8 +19,9 @@ turned into plain lines.
 
 Running the same script again (same ``name``) stops the earlier process first,
 so re-running a cell never leaves two servers fighting for a port. Scripts
-stop when the kernel shuts down, even when it is killed: a small watchdog
-process ends them when the kernel's end of a pipe closes.
+stop when the kernel shuts down. On Linux and macOS they stop even when the
+kernel is killed: a small watchdog process ends them when the kernel's end of a
+pipe closes. On Windows (untested) a killed kernel leaves them running.
 
 Limits: input is line by line (:meth:`Script.send_line`); there is no
 terminal, so programs that need one (``curses``, password prompts) don't work.
@@ -232,7 +233,7 @@ class Script:
                         raise ScriptExited(
                             f"{self.name} ended ({_ending(self.returncode)}) "
                             f"without printing {text!r}; its output:\n"
-                            f"{_indent(self.output)}"
+                            f"{_indent(self.output)}{_advice(self.output)}"
                         )
                     await grown.wait()
         except TimeoutError:
@@ -356,6 +357,17 @@ def _ending(code: int | None) -> str:
     return f"exited with code {code}"
 
 
+def _advice(output: str) -> str:
+    """What to do about an error a script printed, when it's a common one."""
+    if "address already in use" in output.lower():
+        return (
+            "fix: another server holds that port; stop it first (a notebook "
+            "server: await server.stop(), or await wsteach.stop_all()), or use "
+            "another port\n"
+        )
+    return ""
+
+
 def _indent(text: str) -> str:
     return "".join(f"    {line}\n" for line in text.splitlines()) or "    (nothing)\n"
 
@@ -432,16 +444,23 @@ async def run_script(
         # Its own process group: interrupting the kernel doesn't reach it,
         # and stopping it reaches its children too.
         options["start_new_session"] = True
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-u",
-        *args,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONIOENCODING": "utf-8", **(env or {})},
-        **options,
-    )
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-u",
+            *args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONIOENCODING": "utf-8", **(env or {})},
+            **options,
+        )
+    except NotImplementedError:  # pragma: no cover - Windows' selector loop
+        raise RuntimeError(
+            "this kernel's event loop can't start processes (on Windows, a "
+            "selector event loop): open a terminal (File → New → Terminal in "
+            f"JupyterLab) and run: python {' '.join(args)}"
+        ) from None
     _watchdog_watch(process.pid)
     script = Script(
         process,
@@ -488,7 +507,7 @@ _watchdog: subprocess.Popen[bytes] | None = None
 
 def _watchdog_tell(line: str) -> None:
     global _watchdog
-    if WINDOWS:  # pragma: no cover - Windows ends a job's children itself
+    if WINDOWS:  # pragma: no cover - no process groups to kill; atexit only
         return
     if _watchdog is None or _watchdog.poll() is not None:
         _watchdog = subprocess.Popen(

@@ -4,11 +4,12 @@ Each notebook imports its own module, for example::
 
     from wsteach.exercises import echo_server as ex
 
-    await ex.pong.check(pong)
-    ex.pong.hint()
-    ex.pong.solution()
+    await ex.handler.check(echo)          # an exercise: checks a function
+    ex.handler.hint()
+    ex.handler.hint(2)
+    ex.handler.solution()
 
-    ex.predict_close_code.check(1001)     # a predict-the-output question
+    ex.predict_2_4.check(most_at_once)    # a predict-the-output question
     await ex.port.check()                 # a step: checks the notebook's PORT
 
 :mod:`wsteach.exercises._core` holds the machinery shared by all of them.

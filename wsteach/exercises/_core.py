@@ -438,8 +438,8 @@ class Question:
 
     In the notebook, the question comes before the cell that answers it::
 
-        carol_sees = ...  # your prediction: a close code
-        ex.predict_close_code.check(carol_sees)
+        erin_code = ...  # Your prediction: a close code.
+        ex.predict_3_4.check(erin_code)
 
     ``check`` compares loosely: a number may be given as ``1001`` or ``"1001"``;
     text ignores case and surrounding spaces; a set of names may be a list, a
@@ -580,17 +580,32 @@ class _Watch:
 
     def __init__(self) -> None:
         self.returned_early = 0
+        self.loops = False
 
     def clear(self) -> None:
         self.returned_early = 0
 
     def wrap(self, handler: Callable[[Any], Awaitable[None]]) -> Any:
+        self.loops = _has_loop(handler)
+
         async def watched(websocket: Any) -> None:
             await handler(websocket)
             if websocket.state is State.OPEN:
                 self.returned_early += 1
 
         return watched
+
+
+# An await is a small loop too (SEND, JUMP_BACKWARD_NO_INTERRUPT): not counted.
+_LOOP_OPS = {"GET_AITER", "FOR_ITER", "JUMP_BACKWARD"}
+
+
+def _has_loop(function: Any) -> bool:
+    """Whether ``function``'s own code has a loop (``for``, ``async for``, ``while``)."""
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return True  # Can't tell: don't suggest adding a loop.
+    return any(op.opname in _LOOP_OPS for op in dis.get_instructions(code))
 
 
 def _likely_cause(
@@ -622,6 +637,12 @@ def _likely_cause(
             f"likely cause: {type(failure).__name__} escaped your handler: the client "
             "left while it waited in recv(); loop with async for message in websocket "
             "(it ends quietly), or catch ConnectionClosed"
+        )
+    if watch.returned_early and watch.loops:
+        return (
+            "likely cause: your handler returned while its client was still "
+            "connected, so websockets closed the connection: its loop ended "
+            "before the client left"
         )
     if watch.returned_early:
         return (

@@ -293,13 +293,13 @@ async def _script_serves(names: dict[str, Any]) -> None:
             SCRIPT, name=f"check of {SCRIPT}", wait_for=LISTENING, quiet=True
         )
     except (ScriptExited, TimeoutError) as exc:
-        output = str(exc).split(":\n", 1)[-1].strip()
-        last = output.splitlines()[-1].strip() if output else "nothing"
-        if "address already in use" in output:
+        output = str(exc).split(":\n", 1)[-1]
+        lines = [line.strip() for line in output.splitlines()]
+        said = [line for line in lines if line and not line.startswith("fix:")]
+        last = said[-1] if said else "nothing"
+        if "address already in use" in output.lower():
             last += " (stop the notebook's server first: await server.stop())"
-        raise Mismatch(
-            f'"{LISTENING} ..."', last, f"{SCRIPT}, run with python"
-        ) from None
+        raise Mismatch(f"{LISTENING} ...", last, f"{SCRIPT}, run with python") from None
     try:
         await process.wait_for_output("\n", timeout=TIMEOUT)
         found = re.search(rf"{LISTENING} (\d+)", process.output, re.IGNORECASE)

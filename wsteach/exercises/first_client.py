@@ -123,8 +123,8 @@ predict_1_3 = Question(
     hints=[
         "nothing went wrong here, and the server doesn't stop: only this "
         "connection ends",
-        "the close codes are listed in notebook 03; the one for 'done talking' "
-        "is the smallest",
+        "the diagram of the opening and closing handshakes in notebook 00 shows "
+        "the code of a normal closure",
     ],
     wrong={
         1001: "1001 (going away) is for a server that shuts down; this server "
