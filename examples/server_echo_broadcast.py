@@ -5,6 +5,7 @@ import asyncio
 import os
 
 from websockets.asyncio.server import broadcast, serve
+from websockets.exceptions import ConnectionClosed
 
 PORT = int(os.environ.get("PORT", 7890))
 
@@ -20,6 +21,10 @@ async def relay(websocket):
             # so one of them can't hold back or crash the room.
             others = [conn for conn in connected if conn is not websocket]
             broadcast(others, "Someone said: " + message)
+    except ConnectionClosed:
+        # The client vanished without a closing handshake (a killed terminal,
+        # notebook 03): not a bug in this server, so no traceback in its log.
+        pass
     finally:
         # Runs however the client leaves, even on an error.
         connected.remove(websocket)

@@ -861,6 +861,40 @@ async def _(ctx: Context) -> str:
     return "".join(lines) + check
 
 
+VIDEO_SERVER = """\
+import websockets
+import asyncio
+
+PORT = 7890
+
+print("Server listening on Port " + str(PORT))
+
+async def echo(websocket, path):
+    print("A client just connected")
+    try:
+        async for message in websocket:
+            print("Received message from client: " + message)
+            await websocket.send("Pong: " + message)
+    except websockets.exceptions.ConnectionClosed as e:
+        print("A client just disconnected")
+
+start_server = websockets.serve(echo, "localhost", PORT)
+
+asyncio.get_event_loop().run_until_complete(start_server)
+asyncio.get_event_loop().run_forever()
+"""
+
+
+@reproduces("no-running-event-loop")
+async def _(ctx: Context) -> str:
+    # The video's script, run with python: it fails before it binds port 7890.
+    script = ctx.tmp_path / "server_echo.py"
+    script.write_text(VIDEO_SERVER)
+    finished = await run_process(sys.executable, str(script), cwd=ctx.tmp_path)
+    assert finished.returncode == 1
+    return finished.stdout + finished.stderr
+
+
 # The tests -----------------------------------------------------------------
 
 PROBLEMS = parse_page(PAGE.read_text(encoding="utf-8"))

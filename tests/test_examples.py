@@ -94,3 +94,18 @@ def test_broadcast_server_relays_to_others_only():
                 assert second.process.poll() is None
                 assert second.lines.empty()  # nothing came back to the sender
             assert server.read_line() == "A client just disconnected (1 online)"
+
+
+def test_broadcast_server_is_quiet_when_a_client_vanishes():
+    """A killed client process ends its handler quietly: no "connection handler failed"."""
+    port = free_port()
+    with run("server_echo_broadcast.py", port) as server:
+        assert server.read_line() == f"Server listening on port {port}"
+        with run("client.py", port):
+            assert server.read_line() == "A client just connected (1 online)"
+        # Leaving the block kills the client: no closing handshake. Had the
+        # handler let ConnectionClosedError escape, websockets would log its
+        # traceback right after this line.
+        assert server.read_line() == "A client just disconnected (0 online)"
+        with run("client.py", port):
+            assert server.read_line() == "A client just connected (1 online)"

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import wsteach
 from wsteach.exercises import broadcast as ex
-from wsteach.exercises._core import FAILED, PASSED, Exercise
-from wsteach.exercises.broadcast import next_message
+from wsteach.exercises._core import FAILED, NOT_ATTEMPTED, PASSED, Exercise
 
 
 def only(exercise: Exercise, index: int) -> Exercise:
@@ -83,11 +81,139 @@ async def test_who_counts_one_person_in_the_singular():
     )
 
 
-async def test_next_message_is_nothing_after_a_close():
-    """next_message reports "nothing" instead of raising when the connection closed."""
-    async with wsteach.start(wsteach.echo, port=0, trace=False) as server:
-        client = await wsteach.connect(server.url, name="alice")
-        await client.close()
-        received = await next_message(client, 0.1)
-    assert repr(received) == "nothing (waited 0.1 s)"
-    assert received == next_message.__globals__["_Nothing"](1)
+# The steps of the video's server: 4.1 to 4.6
+
+
+async def test_connected_set_is_judged_by_name():
+    """4.1 reads `connected` from the notebook: missing is not attempted, {} is failed."""
+
+    async def status(namespace):
+        (result,) = await ex.connected_set.results(namespace)
+        return result
+
+    assert (await status({})).status == NOT_ATTEMPTED
+    assert (await status({"connected": ...})).status == NOT_ATTEMPTED
+    wrong = await status({"connected": {}})
+    assert wrong.status == FAILED
+    assert wrong.detail == (
+        "{} is an empty dict, not a set: expected 'set()', received '{}'"
+    )
+    assert (await status({"connected": []})).detail == (
+        "connected: the room is a set: expected 'a set', received 'list'"
+    )
+    assert (await status({"connected": set()})).status == PASSED
+
+
+async def test_connected_set_check_prints_one_line(capsys):
+    """check() prints the step's header and its one line."""
+    await ex.connected_set.check({"connected": set()})
+    assert capsys.readouterr().out == (
+        "Step 4.1 · A set for the room\n"
+        "  ✓ connected is a set: passed\n"
+        "  all passed: well done!\n"
+    )
+
+
+connected: set = set()
+
+
+async def join_without_add(websocket):
+    """Step 4.2 without connected.add: the set stays empty."""
+    async for _message in websocket:
+        pass
+
+
+async def test_join_says_to_add_each_connection():
+    """A handler that never adds says how many connections the set holds."""
+    results = await ex.join.results(join_without_add)
+    assert results[0].status == FAILED
+    assert results[0].detail.startswith(
+        "connections in connected while alice, bob and carol are connected "
+        "(add each one when its handler starts): expected 3, received 0"
+    )
+
+
+async def relay_to_all(websocket):
+    """Step 4.3 without the `if conn != websocket`."""
+    connected.add(websocket)
+    async for message in websocket:
+        for conn in connected:
+            await conn.send("Someone said: " + message)
+
+
+async def test_relay_names_the_sender_check():
+    """Sending back to the sender fails with the `conn == websocket` advice."""
+    results = await ex.relay.results(relay_to_all)
+    assert [r.status for r in results] == [PASSED, FAILED]
+    assert (
+        "alice, the sender of hi, received (skip conn == websocket): "
+        "expected 'Someone said: hello', received 'Someone said: hi'"
+    ) in results[1].detail
+
+
+async def test_echo_without_finally_says_to_remove():
+    """Step 4.4 with the relay of 4.3 only: the set keeps bob after he left."""
+    connected.clear()
+
+    async def relay(websocket):
+        connected.add(websocket)
+        async for message in websocket:
+            for conn in connected:
+                if conn != websocket:
+                    await conn.send("Someone said: " + message)
+
+    results = await ex.echo.results(relay)
+    assert results[0].status == PASSED
+    assert results[1].status == FAILED
+    assert "connections in connected after bob left (remove it in finally)" in (
+        results[1].detail
+    )
+
+
+async def test_handler_without_a_set_named_connected_is_told():
+    """A step handler whose room has another name is told where connected goes."""
+    namespace: dict = {"room": set()}
+    exec(
+        "async def elsewhere(websocket):\n"
+        "    room.add(websocket)\n"
+        "    async for _message in websocket:\n"
+        "        pass\n",
+        namespace,
+    )
+    results = await ex.join.results(namespace["elsewhere"])
+    assert results[0].status == FAILED
+    assert "next to your handler (step 4.1)" in results[0].detail
+
+
+def test_predict_who_hears():
+    """Only alice hears bob once carol left; likely wrong answers say why."""
+    assert ex.predict_who_hears.outcome(["alice"]).status == PASSED
+    assert ex.predict_who_hears.outcome("alice").status == PASSED
+    wrong = ex.predict_who_hears.outcome(["alice", "carol"])
+    assert wrong.status == FAILED
+    assert "finally removed her connection" in wrong.detail
+    assert ex.predict_who_hears.outcome(...).status == NOT_ATTEMPTED
+
+
+async def test_script_solution_passes(tmp_path):
+    """The solution of 4.6, run as a real process, passes every scenario."""
+    path = tmp_path / "server_echo_broadcast.py"
+    path.write_text(ex.script.code.split("\n", 1)[1])
+    results = await ex.script.results(path)
+    assert [r.status for r in results] == [PASSED] * 4
+
+
+async def test_script_without_except_fails_the_vanish(tmp_path):
+    """A script whose handler lets ConnectionClosed escape misses the video's line."""
+    path = tmp_path / "server_echo_broadcast.py"
+    code = ex.script.code.split("\n", 1)[1]
+    code = code.replace(
+        '    except ConnectionClosed:\n        print("A client just disconnected")\n',
+        "",
+    )
+    path.write_text(code)
+    results = await ex.script.results(path, timeout=1)
+    assert [r.status for r in results] == [PASSED, PASSED, FAILED, PASSED]
+    assert results[2].detail.startswith(
+        "the script printed: expected 'A client just disconnected'"
+    )

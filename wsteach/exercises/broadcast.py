@@ -1,62 +1,409 @@
-"""Exercises for notebook 04, the broadcast server.
+"""Exercises for notebook 04, the broadcast server, in the video's order.
 
-- :data:`everyone`: relay each message to every client, the sender included.
-- :data:`who`: the video's room, plus a ``/who`` command that answers the
-  sender alone with the number of people connected.
+The student builds the video's broadcast server one step at a time, each
+step checked right after it is written:
 
-Each handler keeps its clients in a set defined in the notebook, next to it.
+- :data:`connected_set`: ``connected = set()``, the room every handler shares
+  (a step: ``await ex.connected_set.check()`` reads the notebook's variable).
+- :data:`join`: ``connected.add(websocket)`` when a client connects.
+- :data:`relay`: ``"Someone said: " + message`` to everyone but the sender.
+- :data:`echo`: the whole handler: ``except ConnectionClosed`` and
+  ``finally: connected.remove(websocket)``.
+- :data:`predict_who_hears`: a predict-the-output question.
+- :data:`script`: ``server_echo_broadcast.py``, run as a real process.
+
+Then two variations: :data:`everyone` (the sender included) and :data:`who`
+(a ``/who`` command). The step handlers use the set named ``connected`` of
+the notebook; their checks find it through the handler and empty it first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
+from collections.abc import Callable
 from typing import Any
 
-from ..clients import Client, crowd
-from ._core import Exercise, Run, expect
+from websockets.asyncio.client import connect as ws_connect
 
-__all__ = ["everyone", "who"]
+from ..clients import crowd
+from ._core import Exercise, Mismatch, NotAttempted, Question, Run, Step
+from ._scenarios import (
+    ScriptExercise,
+    ScriptRun,
+    hears,
+    leave,
+    next_message,
+    script_stops_on_ctrl_c,
+)
+
+__all__ = [
+    "connected_set",
+    "echo",
+    "everyone",
+    "join",
+    "predict_who_hears",
+    "relay",
+    "script",
+    "who",
+]
 
 
-class _Nothing:
-    """Stands for "no message arrived" in an expected/received line."""
-
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
-
-    def __repr__(self) -> str:
-        return f"nothing (waited {self.timeout:g} s)"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Nothing)
-
-    __hash__ = None  # type: ignore[assignment]
+# 4.1 connected = set()
 
 
-async def next_message(client: Client, timeout: float) -> Any:
-    """Return ``client``'s next message, or a "nothing" marker after ``timeout``.
+async def _connected_is_a_set(names: dict[str, Any]) -> None:
+    if names.get("connected", ...) is ...:
+        raise NotAttempted("write connected = ..., then run this cell again")
+    value = names["connected"]
+    if isinstance(value, dict) and not value:
+        raise Mismatch("set()", "{}", "{} is an empty dict, not a set")
+    if not isinstance(value, set):
+        raise Mismatch("a set", type(value).__name__, "connected: the room is a set")
 
-    A closed connection counts as nothing arriving, so a scenario reports
-    ``expected 'x', received nothing`` instead of a traceback.
-    """
+
+connected_set = Step(
+    "4.1",
+    "A set for the room",
+    checks=[("connected is a set", _connected_is_a_set)],
+    hints=[
+        "the room is a collection of connections, each in it once, in no "
+        "particular order: which Python type is that?",
+        "an empty one is written with the type's name and two parentheses; {} is "
+        "something else",
+    ],
+    solution="connected = set()",
+)
+
+
+# Steps 4.2 to 4.4: the handler, growing
+
+
+def _room_of(run: Run) -> set[Any]:
+    """The notebook's ``connected`` set the handler uses, emptied for the check."""
+    room = getattr(run.answer, "__globals__", {}).get("connected")
+    if not isinstance(room, set):
+        raise Mismatch(
+            "a set named connected", repr(room), "next to your handler (step 4.1)"
+        )
+    room.clear()
+    return room
+
+
+async def _until(condition: Callable[[], bool], timeout: float) -> bool:
+    """Wait until ``condition()`` is true, ``timeout`` seconds at most."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    # Polling: the server's handlers change the set in the background.
+    while not condition() and loop.time() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    return condition()
+
+
+async def _three_join(run: Run) -> None:
+    room = _room_of(run)
+    async with crowd(run.url, "alice", "bob", "carol"):
+        if not await _until(lambda: len(room) == 3, run.timeout):
+            raise Mismatch(
+                3,
+                len(room),
+                "connections in connected while alice, bob and carol are "
+                "connected (add each one when its handler starts)",
+            )
+
+
+async def _stay_connected(run: Run) -> None:
+    _room_of(run)
+    async with crowd(run.url, "alice") as (alice,):
+        await alice.send("Hello server")
+        await asyncio.sleep(0.05)
+        if alice.closed:
+            raise Mismatch(
+                "alice still connected",
+                f"closed with {alice.close_code}",
+                "after one message (read them all: async for message in websocket)",
+            )
+
+
+async def _others_hear(run: Run) -> None:
+    _room_of(run)
+    async with crowd(run.url, "alice", "bob", "carol") as (alice, bob, carol):
+        await alice.send("Hello everyone")
+        await hears(bob, "Someone said: Hello everyone", run.timeout)
+        await hears(carol, "Someone said: Hello everyone", run.timeout)
+
+
+async def _sender_skipped(run: Run) -> None:
+    _room_of(run)
+    async with crowd(run.url, "alice", "bob") as (alice, bob):
+        await alice.send("hi")
+        await hears(bob, "Someone said: hi", run.timeout)
+        await bob.send("hello")
+        # Had alice got her own "hi" back, it would come before bob's "hello".
+        received = await next_message(alice, run.timeout)
+        if received != "Someone said: hello":
+            raise Mismatch(
+                "Someone said: hello",
+                received,
+                "alice, the sender of hi, received (skip conn == websocket)",
+            )
+
+
+async def _leaving_is_removed(run: Run) -> None:
+    room = _room_of(run)
+    async with crowd(run.url, "alice", "bob", "carol") as (alice, bob, carol):
+        await _until(lambda: len(room) == 3, run.timeout)
+        await bob.close()
+        if not await _until(lambda: len(room) == 2, run.timeout):
+            raise Mismatch(
+                2,
+                len(room),
+                "connections in connected after bob left (remove it in finally)",
+            )
+        await alice.send("Did bob leave?")
+        await hears(carol, "Someone said: Did bob leave?", run.timeout)
+
+
+async def _vanishing_is_removed(run: Run) -> None:
+    room = _room_of(run)
+    async with crowd(run.url, "alice", "carol") as (alice, carol):
+        await _until(lambda: len(room) == 2, run.timeout)
+        # No closing handshake, like a client whose terminal was closed.
+        carol.connection.transport.abort()
+        if not await _until(lambda: len(room) == 1, run.timeout):
+            raise Mismatch(
+                1,
+                len(room),
+                "connections in connected after carol vanished "
+                "(finally runs however the handler ends)",
+            )
+        await alice.send("still here")
+        await asyncio.sleep(0.05)
+
+
+join = Exercise(
+    "4.2",
+    "Add each client to the room",
+    scenarios=[
+        ("alice, bob and carol connect: connected holds 3 connections", _three_join),
+        ("alice sends a message and stays connected", _stay_connected),
+    ],
+    hints=[
+        "the handler starts once per client, with that client's connection: "
+        "put it in the shared set right then, before reading messages",
+        "a set has a method to put one more element in; then keep the "
+        "connection open with the async for loop of 02",
+    ],
+    solution="""
+connected = set()
+
+
+async def join(websocket):
+    connected.add(websocket)
+    async for message in websocket:
+        print("Received message from client: " + message)
+""",
+)
+
+
+relay = Exercise(
+    "4.3",
+    "Relay to the others",
+    scenarios=[
+        (
+            'alice says "Hello everyone": bob and carol get "Someone said: Hello everyone"',
+            _others_hear,
+        ),
+        ("alice, the sender, doesn't get her own message back", _sender_skipped),
+    ],
+    hints=[
+        "for each message, go through every connection in the room, and send "
+        "to each one that isn't the sender's",
+        "a for loop over connected inside the async for; compare each conn "
+        "with websocket before you await its send",
+    ],
+    solution="""
+connected = set()
+
+
+async def relay(websocket):
+    connected.add(websocket)
+    async for message in websocket:
+        for conn in connected:
+            if conn != websocket:
+                await conn.send("Someone said: " + message)
+""",
+)
+
+
+echo = Exercise(
+    "4.4",
+    "Leave the room however you leave",
+    scenarios=[
+        (
+            'alice says "Hello everyone": bob and carol get "Someone said: Hello everyone"',
+            _others_hear,
+        ),
+        (
+            "bob leaves: connected drops to 2, carol still hears alice",
+            _leaving_is_removed,
+        ),
+        (
+            "carol vanishes without closing: no crash, she leaves connected",
+            _vanishing_is_removed,
+        ),
+    ],
+    hints=[
+        "the handler can end three ways: the client closes, the client "
+        "vanishes (ConnectionClosedError), or a bug; the connection must leave "
+        "the set in every case",
+        "wrap the async for in try: …; catch ConnectionClosed as in 03, and "
+        "take the connection out of the set in a finally: block",
+    ],
+    solution="""
+connected = set()
+
+
+async def echo(websocket):
+    connected.add(websocket)
     try:
-        return await client.recv(timeout)
-    except Exception:
-        return _Nothing(timeout)
+        async for message in websocket:
+            for conn in connected:
+                if conn != websocket:
+                    await conn.send("Someone said: " + message)
+    except ConnectionClosed:
+        print("A client just disconnected")
+    finally:
+        connected.remove(websocket)
+""",
+)
 
 
-async def hears(client: Client, expected: str, timeout: float) -> None:
-    """Raise :exc:`Mismatch` unless ``client``'s next message is ``expected``."""
-    expect(await next_message(client, timeout), expected, f"{client.name} received")
+predict_who_hears = Question(
+    "4.5",
+    "Who receives bob's message?",
+    answer=frozenset({"alice"}),
+    explanation=(
+        "carol's handler ended when her terminal closed, and its finally took "
+        "her connection out of connected; the loop skips bob, the sender: "
+        "only alice is left"
+    ),
+    hints=[
+        "go through connected as the loop does, at the moment bob's message "
+        "arrives: who is still in it?",
+        "carol's finally has run by then; and the if in the loop leaves one "
+        "more connection out",
+    ],
+    wrong={
+        frozenset({"alice", "bob"}): (
+            "bob sent it: the loop skips conn == websocket, the sender's own connection"
+        ),
+        frozenset({"alice", "carol"}): (
+            "carol is gone: finally removed her connection from connected when "
+            "her handler ended"
+        ),
+        frozenset({"alice", "bob", "carol"}): (
+            "the loop skips the sender, and carol's connection left the set "
+            "when her handler ended"
+        ),
+    },
+)
 
 
-async def leave(client: Client) -> None:
-    """Close ``client`` and give the server a moment to run its ``finally``."""
-    await client.close()
-    await asyncio.sleep(0.05)
+# 4.6 the script
 
 
-# 4.1 everyone
+_BANNER = re.compile(r"Server listening on [Pp]ort (\d+)")
+
+
+async def _script_listens(run: ScriptRun) -> None:
+    await run.printed_like(_BANNER, f"Server listening on Port {run.port}")
+    async with ws_connect(run.url, open_timeout=run.timeout):
+        pass
+
+
+async def _script_relays(run: ScriptRun) -> None:
+    async with (
+        ws_connect(run.url, open_timeout=run.timeout) as alice,
+        ws_connect(run.url, open_timeout=run.timeout) as bob,
+    ):
+        await run.printed("A client just connected")
+        await alice.send("Hello everyone")
+        got = await asyncio.wait_for(bob.recv(), run.timeout)
+        if got != "Someone said: Hello everyone":
+            raise Mismatch("Someone said: Hello everyone", got, "bob received")
+        await run.printed("Received message from client: Hello everyone")
+        await bob.send("hi")
+        got = await asyncio.wait_for(alice.recv(), run.timeout)
+        if got != "Someone said: hi":
+            raise Mismatch(
+                "Someone said: hi", got, "alice, the sender of Hello everyone, received"
+            )
+
+
+async def _script_vanish(run: ScriptRun) -> None:
+    websocket = await ws_connect(run.url, open_timeout=run.timeout)
+    websocket.transport.abort()
+    await run.printed("A client just disconnected")
+
+
+script = ScriptExercise(
+    "4.6",
+    "server_echo_broadcast.py",
+    scenarios=[
+        ("it prints its banner and listens on the port", _script_listens),
+        (
+            "alice's message reaches bob as \"Someone said: …\", not alice; the video's prints",
+            _script_relays,
+        ),
+        ('a client that vanishes: "A client just disconnected"', _script_vanish),
+        ("Ctrl+C stops it", script_stops_on_ctrl_c),
+    ],
+    hints=[
+        "two parts you have written already: the script of 02 (the port, serve, "
+        "serve_forever, asyncio.run) and the handler of step 4.4",
+        "put the video's prints in the handler: when a client connects, for each "
+        "message received, and in the except ConnectionClosed",
+    ],
+    solution="""
+%%writefile server_echo_broadcast.py
+import asyncio
+
+from websockets.asyncio.server import serve
+from websockets.exceptions import ConnectionClosed
+
+PORT = 7890
+
+connected = set()
+
+
+async def echo(websocket):
+    print("A client just connected")
+    connected.add(websocket)
+    try:
+        async for message in websocket:
+            print("Received message from client: " + message)
+            for conn in connected:
+                if conn != websocket:
+                    await conn.send("Someone said: " + message)
+    except ConnectionClosed:
+        print("A client just disconnected")
+    finally:
+        connected.remove(websocket)
+
+
+async def main():
+    async with serve(echo, "localhost", PORT) as server:
+        print("Server listening on Port " + str(PORT))
+        await server.serve_forever()
+
+
+asyncio.run(main())
+""",
+)
+
+
+# 4.7 everyone
 
 
 async def _everyone_hears(run: Run) -> None:
@@ -83,7 +430,7 @@ async def _left_is_forgotten(run: Run) -> None:
 
 
 everyone = Exercise(
-    "4.1",
+    "4.7",
     "Echo to everyone, the sender included",
     scenarios=[
         (
@@ -117,7 +464,7 @@ async def everyone(websocket):
 )
 
 
-# 4.2 who
+# 4.8 who
 
 
 def _people(count: int) -> str:
@@ -149,7 +496,7 @@ async def _who_after_leave(run: Run) -> None:
 
 
 who = Exercise(
-    "4.2",
+    "4.8",
     "Who is here?",
     scenarios=[
         ('with 3 people in the room, "/who" gets "3 people connected"', _who_counts),
@@ -163,22 +510,22 @@ who = Exercise(
         '"1 person connected" when n is 1 — and use continue to skip the relay',
     ],
     solution="""
-room = set()
+present = set()
 
 
 async def who(websocket):
-    room.add(websocket)
+    present.add(websocket)
     try:
         async for message in websocket:
             if message == "/who":
-                n = len(room)
+                n = len(present)
                 people = "1 person" if n == 1 else f"{n} people"
                 await websocket.send(people + " connected")
                 continue
-            for conn in room:
+            for conn in present:
                 if conn != websocket:
                     await conn.send("Someone said: " + message)
     finally:
-        room.remove(websocket)
+        present.remove(websocket)
 """,
 )

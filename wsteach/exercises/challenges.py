@@ -18,7 +18,7 @@ from typing import Any
 
 from ..clients import TIMEOUT_FACTOR, Client, connect, crowd
 from ._core import Exercise, Mismatch, Run
-from .broadcast import hears, leave, next_message
+from ._scenarios import hears, leave, next_message
 
 __all__ = ["announce", "json_chat", "nicknames", "rate_limit"]
 

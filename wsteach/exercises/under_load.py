@@ -1,213 +1,41 @@
-"""Exercises and tools for notebook 05, the broadcast server under load.
-
-Tools to make the video's broadcast loop fail on purpose, every time:
-
-- :func:`stalled_client` connects a client that stops reading, like a phone
-  on a train: what the server sends it piles up until the server's
-  ``await conn.send(...)`` has to wait.
-- :func:`load` is enough data to fill the buffers between the server and
-  such a client (a few megabytes).
-- :func:`settled` waits until a client has stopped receiving for a moment:
-  after a load, that is when the server is as far as it will get.
-- :func:`report_crashes` prints, in one line each, the handler crashes that
-  websockets logs as "connection handler failed" while its block runs.
-
-Exercises:
+"""Exercises for notebook 05, the broadcast server under load.
 
 - :data:`careful`: the video's loop, fixed by hand: copy the set, skip the
   clients that are gone.
 - :data:`relay`: the room with :func:`websockets.asyncio.server.broadcast`.
+- :data:`predict_stall` and :data:`predict_keepalive`: predict-the-output
+  questions, asked before the cells that answer them.
+
+Their scenarios make the video's loop fail on purpose, every time: a client
+that stops reading while 10 MB are relayed to it (see :mod:`._scenarios`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-from collections.abc import Iterator
-from typing import Any
 
-from websockets.asyncio.client import ClientConnection
-from websockets.asyncio.client import connect as ws_connect
-from websockets.protocol import State
+from ..clients import TIMEOUT_FACTOR, connect, crowd
+from ._core import Exercise, Mismatch, Question, Run
+from ._scenarios import (
+    LOAD_MESSAGES,
+    hears,
+    hears_after_load,
+    load,
+    settled,
+    stalled_client,
+    still_connected,
+)
 
-from ..clients import TIMEOUT_FACTOR, Client, connect, crowd
-from ..trace import NAME_HEADER
-from ._core import Exercise, Mismatch, Run
-from .broadcast import hears, next_message
+__all__ = ["careful", "predict_keepalive", "predict_stall", "relay"]
 
-__all__ = [
-    "LOAD_MESSAGES",
-    "StalledClient",
-    "careful",
-    "load",
-    "relay",
-    "report_crashes",
-    "settled",
-    "stalled_client",
-]
-
-LOAD_MESSAGES = 100
-"""How many messages :func:`load` returns."""
-
-_LOAD_SIZE = 100_000  # Characters per message: LOAD_MESSAGES of them is 10 MB.
 _STALL_WAIT = 0.3 * TIMEOUT_FACTOR  # Time for the buffers to fill up.
-
-
-async def settled(client: Client, quiet: float = 0.2, timeout: float = 5.0) -> None:
-    """Wait until ``client`` has received nothing new for ``quiet`` seconds.
-
-    After sending :func:`load` to a room, this is the moment the server is as
-    far as it gets: every message was delivered, or a send is waiting for a
-    stalled client. On a busy machine it waits longer, rather than guess.
-    Gives up after ``timeout`` seconds (times ``WSTEACH_TIMEOUT_FACTOR``).
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout * TIMEOUT_FACTOR
-    count = -1
-    # Polling: the client's background reader fills client.received.
-    while count != len(client.received) and loop.time() < deadline:
-        count = len(client.received)
-        await asyncio.sleep(quiet * TIMEOUT_FACTOR)
-
-
-def load(count: int = LOAD_MESSAGES) -> list[str]:
-    """Return ``count`` messages of 100 000 characters, ``"0001 xxx…"`` and so on.
-
-    The default, 100 messages or 10 MB, is more than the buffers between a
-    server and a client that stopped reading can hold on this kind of machine
-    (about 4 MB), so relaying it to such a client makes ``send`` wait.
-    """
-    return [f"{n:04d} " + "x" * (_LOAD_SIZE - 5) for n in range(1, count + 1)]
-
-
-def is_load(message: Any) -> bool:
-    """Whether ``message`` is (a relay of) one of the :func:`load` messages."""
-    return isinstance(message, str) and len(message) >= _LOAD_SIZE
-
-
-class StalledClient:
-    """A client that doesn't read what the server sends, until :meth:`resume`.
-
-    Attributes:
-        name: Shown in the server's trace.
-        connection: The websockets :class:`ClientConnection` underneath.
-        count: How many messages it has read since :meth:`resume`.
-    """
-
-    def __init__(self, connection: ClientConnection, name: str) -> None:
-        self.connection = connection
-        self.name = name
-        self.count = 0
-        self._reader: asyncio.Task[None] | None = None
-
-    def __repr__(self) -> str:
-        state = "reading" if self._reader else "stalled"
-        return f"<StalledClient {self.name!r} · {state}>"
-
-    def resume(self) -> None:
-        """Start reading again, in the background; messages are counted, not kept."""
-        if self._reader is None:
-            self._reader = asyncio.get_running_loop().create_task(self._read())
-
-    async def _read(self) -> None:
-        with contextlib.suppress(Exception):
-            async for _ in self.connection:
-                self.count += 1
-
-    def kill(self) -> None:
-        """Vanish without a closing handshake, like a laptop whose battery died."""
-        self.connection.transport.abort()
-
-    async def close(self) -> None:
-        """Read what is left, then close the connection normally."""
-        self.resume()
-        await self.connection.close()
-        assert self._reader is not None
-        await self._reader
-
-
-async def stalled_client(url: str, name: str = "sloth") -> StalledClient:
-    """Connect a :class:`StalledClient` named ``name`` to ``url``.
-
-    It keeps at most one message waiting and turns compression off, so that
-    what the server sends fills the network buffers instead of being squeezed.
-    """
-    connection = await ws_connect(
-        url,
-        max_queue=1,
-        compression=None,
-        additional_headers={NAME_HEADER: name},
-    )
-    return StalledClient(connection, name)
-
-
-class _CrashLines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        error = record.exc_info[1] if record.exc_info else None
-        connection = getattr(record, "websocket", None)
-        request = getattr(connection, "request", None)
-        name = request.headers.get(NAME_HEADER) if request is not None else None
-        line = record.getMessage()
-        if name:
-            line += f" (the handler serving {name})"
-        if error is not None:
-            line += f": {type(error).__name__}: {error}"
-        self.lines.append(line)
-
-
-@contextlib.contextmanager
-def report_crashes() -> Iterator[list[str]]:
-    """Print the crashes websockets logs while the block runs, one line each.
-
-    When a handler raises, websockets logs "connection handler failed" with a
-    long traceback and closes that client's connection with code 1011. Inside
-    this block, each crash becomes one line instead, printed when the block
-    ends, such as ``connection handler failed (the handler serving alice):
-    RuntimeError: Set changed size during iteration``; "no handler crashed"
-    when there was none. The lines are also available in the yielded list.
-    """
-    collector = _CrashLines()
-    logger = logging.getLogger("websockets.server")
-    logger.addHandler(collector)
-    try:
-        yield collector.lines
-    finally:
-        logger.removeHandler(collector)
-        for line in collector.lines:
-            print(line)
-        if not collector.lines:
-            print("no handler crashed")
+_DEAD_RECIPIENT = (
+    "after sloth died (the send to sloth raised ConnectionClosed in alice's "
+    "handler and ended it: catch it around each send)"
+)
 
 
 # Scenarios shared by the two exercises.
-
-
-async def _hears_after_load(client: Client, expected: str, timeout: float) -> None:
-    """Wait for ``expected``, skipping the relays of :func:`load` on the way."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        message = await next_message(client, max(deadline - loop.time(), 0.01))
-        if not is_load(message):
-            break
-    if message != expected:
-        raise Mismatch(expected, message, f"{client.name} received")
-
-
-def _still_connected(client: Client) -> None:
-    if client.closed or client.connection.state is not State.OPEN:
-        raise Mismatch(
-            f"{client.name} still connected",
-            f"{client.name} disconnected by the server "
-            f"(close {client.connection.protocol.close_rcvd.code})"
-            if client.connection.protocol.close_rcvd
-            else f"{client.name} disconnected",
-        )
 
 
 async def _room(run: Run) -> None:
@@ -231,10 +59,8 @@ async def _join_during_stall(run: Run) -> None:
                 await asyncio.sleep(_STALL_WAIT)
                 sloth.resume()
                 await alice.send("still there?")
-                await _hears_after_load(
-                    carol, "Someone said: still there?", run.timeout
-                )
-                _still_connected(alice)
+                await hears_after_load(carol, "Someone said: still there?", run.timeout)
+                still_connected(alice)
         finally:
             await sloth.close()
 
@@ -247,10 +73,10 @@ async def _death_during_stall(run: Run) -> None:
         await settled(bob)
         sloth.kill()
         await asyncio.sleep(_STALL_WAIT)
-        _still_connected(alice)
+        still_connected(alice, _DEAD_RECIPIENT)
         await alice.send("still there?")
-        await _hears_after_load(bob, "Someone said: still there?", run.timeout)
-        _still_connected(alice)
+        await hears_after_load(bob, "Someone said: still there?", run.timeout)
+        still_connected(alice)
 
 
 async def _stall_holds_nobody(run: Run) -> None:
@@ -277,7 +103,7 @@ async def _stall_holds_nobody(run: Run) -> None:
 
 
 careful = Exercise(
-    "5.1",
+    "5.2",
     "Copy the set, skip the clients that are gone",
     scenarios=[
         ("alice's message reaches bob and carol, not alice", _room),
@@ -321,7 +147,7 @@ async def careful(websocket):
 
 
 relay = Exercise(
-    "5.2",
+    "5.3",
     "Relay with broadcast",
     scenarios=[
         ("alice's message reaches bob and carol, not alice", _room),
@@ -354,4 +180,59 @@ async def relay(websocket):
     finally:
         lobby.remove(websocket)
 """,
+)
+
+
+predict_stall = Question(
+    "5.1",
+    "How much of alice's load reaches bob while sloth doesn't read?",
+    answer="b",
+    choices="abc",
+    explanation=(
+        "alice's handler relays each message to bob, then to sloth; once sloth's "
+        "buffers are full, await conn.send(...) waits for sloth, and the loop "
+        "never gets to bob's copy of the next message: bob gets the first few, "
+        "then nothing until sloth reads again"
+    ),
+    hints=[
+        "the handler sends to the clients one after the other, and each send is "
+        "awaited: what happens to the loop while one send waits?",
+        "sloth's buffers hold a few megabytes, so the first sends to sloth return "
+        "at once; count how far the loop gets after that",
+    ],
+    wrong={
+        "a": (
+            "bob reads everything, but he only gets what alice's handler sends "
+            "him, and that handler is stuck in await conn.send(...) for sloth"
+        ),
+        "c": (
+            "the first sends to sloth return at once, while its buffers still "
+            "have room: bob gets the messages relayed before they fill up"
+        ),
+    },
+)
+
+
+predict_keepalive = Question(
+    "5.4",
+    "Is sloth still connected, a second later?",
+    answer="yes",
+    explanation=(
+        "keepalive's ping goes into sloth's write buffer, behind the megabytes "
+        "waiting there, and ping() waits for that buffer to drain before the "
+        "ping_timeout starts: it never starts, and sloth stays connected"
+    ),
+    hints=[
+        "keepalive closes a connection when a pong doesn't come back in time: "
+        "when does that timer start?",
+        "the ping is sent like any other frame, through the same write buffer; "
+        "look at what sits in that buffer already",
+    ],
+    wrong={
+        "no": (
+            "that is what keepalive would do if its ping got through; here the "
+            "ping waits behind 10 MB that sloth never reads, and its timeout "
+            "never starts"
+        ),
+    },
 )
