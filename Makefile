@@ -61,10 +61,10 @@ unit: $(TEST_STAMP)
 
 NBVAL := --nbval-cell-timeout=60 -p no:cacheprovider -o testpaths=notebooks
 
-## solution notebooks: outputs compared strictly; student notebooks: must run
+## solution notebooks: outputs compared strictly, then each run once more in the
+## same kernel (tests/nbval_rerun.py); the student notebooks run in binder-test
 notebooks-test: $(TEST_STAMP)
-	$(PYTEST) $(NBVAL) $(DURATIONS) --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/solutions
-	$(PYTEST) $(NBVAL) $(DURATIONS) --nbval-lax notebooks/*.ipynb
+	PYTHONPATH=tests $(PYTEST) -p nbval_rerun $(NBVAL) $(DURATIONS) --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/solutions
 
 ## make notebooks: execute the solution notebooks, regenerate the student ones
 notebooks: $(TEST_STAMP)
