@@ -35,11 +35,10 @@ import pytest
 from rawws import KEY, Raw, close_frame, frame, http_exchange, request
 
 import wsteach
-from wsteach.cli import classroom_echo
 from wsteach.clients import Client
 from wsteach.limits import Limits
 from wsteach.notebook import Running
-from wsteach.servers import Room
+from wsteach.servers import Room, classroom_echo
 
 FACTOR = float(os.environ.get("WSTEACH_TIMEOUT_FACTOR", "1"))
 SERVED_WITHIN = 0.1 * FACTOR  # seconds: a well-behaved client's round trip

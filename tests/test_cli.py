@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 import pytest
-from rawws import http_exchange, request
-from serverproc import ServerProcess
+from rawws import Raw, frame, http_exchange, request
+from serverproc import FACTOR, ServerProcess
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
@@ -255,4 +255,59 @@ def test_echo_without_rate_limit_is_the_plain_echo() -> None:
     """With --rate 0 the echo server is the reference echo handler itself."""
     from wsteach.servers import echo
 
-    assert cli.classroom_echo(Limits(rate=None)) is echo
+    args = cli.parse_args(["serve", "echo", "--rate", "0"])
+    assert cli.handler_for(args, cli.limits_from(args)) is echo
+
+
+async def ping_flood_and_vanish(port: int, count: int = 5000) -> None:
+    """Handshake, send ``count`` pings in one go, and reset without reading."""
+    raw = await Raw.open(port)
+    raw.send(b"".join(frame(0x9, b"%d" % n) for n in range(count)))
+    await raw.writer.drain()
+    raw.reset()
+
+
+@pytest.mark.parametrize("kind", ["echo", "broadcast"])
+async def test_ping_flood_then_vanish_prints_two_lines(kind: str) -> None:
+    """5000 pings then a reset: one line in, one line out, no asyncio warning flood."""
+    server = await ServerProcess.start(kind, "--port", "0")
+    try:
+        for _ in range(3):
+            await ping_flood_and_vanish(server.port)
+        async with connect(server.url) as ws:  # Still serving.
+            await ws.ping()
+        await server.wait_for("- 127.0.0.1")
+        await server.quiet()
+    finally:
+        assert await server.stop() == 0
+    text = "\n".join(server.lines)
+    assert "socket.send() raised exception" not in text, text[:2000]
+    assert len(server.lines) < 20, text[:2000]
+
+
+@pytest.mark.parametrize("kind", ["echo", "broadcast"])
+async def test_tight_loop_flooder_reads_1008_and_the_reason(kind: str) -> None:
+    """A client that only sends, never waiting, still learns it was closed and why.
+
+    Echo: the flooder never reads its echoes, so websockets stops reading for
+    it; its ``send`` raises when its own close timeout (10 s) ends.
+    """
+    message = "spam"
+    server = await ServerProcess.start(kind, "--port", "0")
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        async with connect(server.url) as flooder:
+            with pytest.raises(ConnectionClosedError):
+                while True:
+                    await flooder.send(message)
+        elapsed = loop.time() - started
+        assert (flooder.close_code, flooder.close_reason) == (
+            1008,
+            "too many messages: the limit is 10 per second (bursts of 20); "
+            "slow down and reconnect",
+        )
+        await server.wait_for("server closed: 1008")
+    finally:
+        assert await server.stop() == 0
+    assert elapsed < (12 if kind == "echo" else 3) * FACTOR

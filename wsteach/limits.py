@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from http import HTTPStatus
@@ -36,6 +37,7 @@ from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from . import internals
 from .internals import hook_queue_flow_control
@@ -270,7 +272,13 @@ class ClassroomConnection(ServerConnection):
       TCP connection is dropped.
     """
 
+    receive_buffer = 64 * KiB
+    """The socket's receive buffer, fixed: what a flooder can send unread."""
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None and self.receive_buffer is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.receive_buffer)
         super().connection_made(transport)
         # Why reading is paused; the network is read only when this is empty.
         self.reading_held: set[str] = set()
@@ -295,9 +303,6 @@ class ClassroomConnection(ServerConnection):
         super().resume_writing()
         self._release("writing")
 
-    def send_data(self) -> None:
-        internals.write_pending(self)
-
     async def close(self, code: int = 1000, reason: str = "") -> None:
         try:
             async with asyncio.timeout(self.close_timeout):
@@ -306,26 +311,107 @@ class ClassroomConnection(ServerConnection):
             internals.transport(self).abort()
             await self.wait_closed()
 
+    flood_timeout = 20.0
+    """Seconds a flooder has to read why it is closed before it is dropped."""
+
+    flood_grace = 1.0
+    """Seconds after a flooder filled the receive buffer before it is dropped."""
+
+    half_closed = False
+    """Whether :meth:`close_for_limit` ended the stream: nothing more is written."""
+
+    def send_data(self) -> None:
+        if self.half_closed:
+            self.protocol.data_to_send()  # Drop it: the stream has ended.
+            return
+        internals.write_pending(self)
+
     async def close_for_limit(self, code: int, reason: str) -> None:
         """Close a client that went over a limit, so that it can read why.
 
-        Reading stops for good first: the client's writes then block, which
-        makes even a client that only sends read the close frame. Its reply is
-        never read, so the TCP connection is dropped after ``close_timeout``.
+        Reading stops, then the close frame goes out followed by the end of
+        the stream (TCP FIN). A client that is still sending fills the
+        socket's receive buffer; its writes then block, which makes even a
+        client in a tight ``await ws.send(...)`` loop read the close frame and
+        the end of the stream: its ``send`` raises
+        :exc:`~websockets.exceptions.ConnectionClosedError` with this code and
+        reason. How long that takes depends on how much its system buffers
+        (a few hundred kB on a network; on loopback up to 4 MB, seconds), so
+        such a client keeps its TCP connection up to ``flood_timeout`` seconds.
+        A client that isn't flooding leaves the receive buffer nearly empty:
+        reading resumes at once, and the closing handshake ends as usual.
         """
+        if self.state is not State.OPEN:
+            await self.close(code, reason)
+            return
         self._hold("closing")
-        await self.close(code, reason)
+        self.protocol.send_close(code, reason)
+        self.send_data()
+        internals.transport(self).write_eof()
+        self.half_closed = True
+        watch = asyncio.create_task(self._resume_unless_flooding())
+        try:
+            async with asyncio.timeout(self.flood_timeout):
+                await self.wait_closed()
+        except TimeoutError:
+            internals.transport(self).abort()
+            await self.wait_closed()
+        finally:
+            watch.cancel()
+
+    async def _resume_unless_flooding(self, every: float = 0.05) -> None:
+        """Resume reading once unread data stops growing well below full; or
+        drop a flooder once its data has filled the buffer for ``flood_grace``.
+        """
+        previous, full_since = -1, None
+        loop = asyncio.get_running_loop()
+        while "closing" in self.reading_held:
+            await asyncio.sleep(every)
+            queued = unread_bytes(internals.transport(self), self.receive_buffer)
+            if queued < self.receive_buffer // 2:
+                full_since = None
+                if queued == previous:
+                    # The handler reads no more messages: a full queue of them
+                    # must not keep the close reply unread.
+                    self.reading_held.discard("queue")
+                    self._release("closing")
+            elif queued != previous or full_since is None:
+                full_since = loop.time()
+            elif loop.time() - full_since >= self.flood_grace:
+                # It can't send any more: it is blocked, and so it has read the
+                # close frame. Dropping it now ends its blocked send at once.
+                internals.transport(self).abort()
+                return
+            previous = queued
+
+
+def unread_bytes(transport: asyncio.BaseTransport, most: int) -> int:
+    """Count the bytes (up to ``most``) the system holds unread for a TCP transport.
+
+    It peeks (``MSG_PEEK``) through a duplicate of the socket: nothing is
+    consumed, and asyncio's own socket object is left alone.
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return 0
+    try:
+        with socket.fromfd(sock.fileno(), sock.family, sock.type) as peek:
+            peek.setblocking(False)
+            return len(peek.recv(most, socket.MSG_PEEK))
+    except OSError:
+        # Nothing to read (BlockingIOError), or the peer reset the connection:
+        # either way reading again lets asyncio find out.
+        return 0
 
 
 async def close_for_limit(websocket: ServerConnection, code: int, reason: str) -> None:
     """Close ``websocket`` with ``code`` and ``reason``, so that a flooder reads them.
 
     A :class:`ClassroomConnection` stops reading first (see
-    :meth:`ClassroomConnection.close_for_limit`); any other connection stops
-    reading too, through its transport, then closes as websockets does.
+    :meth:`ClassroomConnection.close_for_limit`); any other connection closes
+    as websockets does, and a client that only sends may see 1006 instead.
     """
     if isinstance(websocket, ClassroomConnection):
         await websocket.close_for_limit(code, reason)
-        return
-    internals.transport(websocket).pause_reading()
-    await websocket.close(code, reason)
+    else:
+        await websocket.close(code, reason)
