@@ -9,7 +9,7 @@ TEST_STAMP := $(VENV)/.installed-test
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: lab test lint unit browser-test binder-venv binder-test binder-pin notebooks-test notebooks bench clean
+.PHONY: lab test lint unit browser-test binder-venv binder-test binder-pin notebooks-test notebooks bench autobahn clean
 
 $(BIN)/python:
 	@$(PYTHON) tools/check_python.py
@@ -55,6 +55,11 @@ notebooks: $(TEST_STAMP)
 bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
+## make autobahn: fuzz wsteach serve echo and plain websockets with the Autobahn|Testsuite
+## (cases 1-7, 9, 10; needs Python 2.7: PYTHON27=/path/to/python2.7; not part of make test)
+autobahn: $(LAB_STAMP)
+	PYTHON27="$(PYTHON27)" $(BIN)/python tools/autobahn.py
+
 ## make browser-test: only the tests in Chromium and Jupyter (make test runs them too)
 browser-test: $(TEST_STAMP)
 	$(PYTEST) -m browser --durations=10 tests/browser
@@ -93,4 +98,4 @@ binder-pin: binder-venv
 	mv binder/requirements.txt.new binder/requirements.txt
 
 clean:
-	rm -rf $(VENV) $(BINDER_VENV) .pytest_cache .ruff_cache .coverage
+	rm -rf $(VENV) $(BINDER_VENV) .autobahn .pytest_cache .ruff_cache .coverage

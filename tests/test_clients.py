@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
+import unicodedata
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosedOK
+from websockets.http11 import Request
 
 import wsteach
-from wsteach.trace import NAME_HEADER
+from wsteach.clients import (
+    _BIDI,
+    NAME_HEADER,
+    _errnos,
+    client_name,
+    encode_name,
+    nothing_listening,
+)
 
 
 async def test_received_keeps_everything_in_order():
@@ -138,3 +151,122 @@ async def test_wait_closed_timeout():
         with pytest.raises(TimeoutError, match=r"dave waited 0\.05 s for the server"):
             await dave.wait_closed(timeout=0.05)
     assert dave.close_reason == ""
+
+
+async def test_any_name_travels_encoded_and_shows_as_typed():
+    """A non-Latin-1 name connects, travels percent-encoded, and shows as typed."""
+    seen = []
+
+    async def record(websocket):
+        seen.append(
+            (websocket.request.headers[NAME_HEADER], client_name(websocket.request))
+        )
+        await websocket.wait_closed()
+
+    server = await wsteach.start(record, port=0)
+    names = ["Łukasz", "Zoë 😀", "100% alice", "李"]
+    async with wsteach.crowd(server.url, *names) as clients:
+        assert [c.name for c in clients] == names
+    assert seen == [
+        ("%C5%81ukasz", "Łukasz"),
+        ("Zo%C3%AB %F0%9F%98%80", "Zoë 😀"),
+        ("100%25 alice", "100% alice"),
+        ("%E6%9D%8E", "李"),
+    ]
+    assert server.trace.participants == [*names, "server"]
+
+
+def named(*values: str) -> Request:
+    """A handshake request with one X-Wsteach-Name header per value."""
+    return Request("/", Headers([(NAME_HEADER, value) for value in values]))
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ((), None),
+        (("alice", "bob"), None),  # Which one? Neither.
+        (("",), None),
+        (("  %20 ",), None),
+        (("alice",), "alice"),
+        (("%C5%81ukasz",), "Łukasz"),
+        # Raw UTF-8 bytes from another client, read by websockets as ISO-8859-1.
+        (("Łukasz".encode().decode("latin-1"),), "Łukasz"),
+        (("caf\xe9",), "café"),  # ISO-8859-1 bytes that aren't UTF-8
+        (("%FF%FE",), "%FF%FE"),  # escapes that aren't UTF-8: as they came
+        (("a%0Ab%1B[31m",), "a\ufffdb\ufffd[31m"),
+        (("%E2%80%AEevil",), "\ufffdevil"),  # right-to-left override
+        (("x" * 100,), "x" * 39 + "…"),
+    ],
+)
+def test_client_name_reads_any_header_cleanly(values, expected):
+    """client_name decodes a name, and gives None for a missing, repeated or empty one."""
+    assert client_name(named(*values)) == expected
+
+
+def test_client_name_without_a_request():
+    """A connection whose handshake never completed has no name."""
+    assert client_name(None) is None
+
+
+@settings(deadline=None)  # A busy shared machine must not fail a case.
+@given(st.text())
+def test_encoded_names_round_trip(name):
+    """Any name encodes to a valid header value and decodes to what was typed."""
+    value = encode_name(name)
+    assert all(" " <= char <= "~" for char in value)
+    cleaned = "".join(
+        "\ufffd" if unicodedata.category(c) in ("Cc", "Cs") or c in _BIDI else c
+        for c in name
+    ).strip()
+    expected = cleaned[:39] + "…" if len(cleaned) > 40 else cleaned
+    assert client_name(named(value)) == (expected or None)
+
+
+# What websockets' parser lets through in a header value, read as ISO-8859-1.
+HEADER_CHARS = st.sampled_from(
+    [chr(c) for c in (9, *range(0x20, 0x7F), *range(0x80, 0x100))]
+)
+
+
+@settings(deadline=None)  # A busy shared machine must not fail a case.
+@given(st.text(alphabet=HEADER_CHARS))
+def test_client_name_never_raises(value):
+    """Whatever header value a client sends, client_name returns a name or None."""
+    result = client_name(named(value))
+    assert result is None or 0 < len(result) <= 40
+
+
+def test_nothing_listening_is_decided_by_errno():
+    """Only refused connections (with unusable addresses besides) mean no server."""
+    assert nothing_listening([errno.ECONNREFUSED])
+    assert nothing_listening([errno.EADDRNOTAVAIL, errno.ECONNREFUSED])
+    assert nothing_listening([errno.ECONNREFUSED, errno.ECONNREFUSED])
+    assert not nothing_listening([errno.ENETUNREACH])
+    assert not nothing_listening([errno.EHOSTUNREACH])
+    assert not nothing_listening([errno.ETIMEDOUT, errno.ECONNREFUSED])
+    assert not nothing_listening([None])
+    assert not nothing_listening([])
+
+
+async def test_unreachable_host_is_not_called_nothing_listening():
+    """A host with no route (a documentation address) is not "nothing is listening"."""
+    with pytest.raises(OSError) as info:
+        await wsteach.connect("ws://[2001:db8::1]:9", open_timeout=3)
+    assert not isinstance(info.value, ConnectionRefusedError)
+    assert "nothing is listening" not in str(info.value)
+
+
+async def test_errno_of_each_address_when_python_gives_none():
+    """Python 3.11's errno-less "Multiple exceptions" error is retried address by address."""
+    multiple = OSError("Multiple exceptions: [Errno 111] ..., [Errno 111] ...")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        assert await _errnos(multiple, f"ws://127.0.0.1:{port}") == [errno.ECONNREFUSED]
+        probe.listen()
+        assert await _errnos(multiple, f"ws://127.0.0.1:{port}") == [0]
+    assert await _errnos(multiple, "ws://name.invalid") == [None]
+    assert await _errnos(ConnectionRefusedError(errno.ECONNREFUSED, "x"), "ws://a") == [
+        errno.ECONNREFUSED
+    ]

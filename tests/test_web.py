@@ -13,10 +13,14 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from rawws import KEY, http_exchange
+from serverproc import ServerProcess
+from websockets.datastructures import Headers
+from websockets.http11 import Request
 
 import wsteach
 import wsteach.web
-from wsteach.web import jupyter_base_url, proxy_url
+from wsteach.web import content_security_policy, jupyter_base_url, proxy_url
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,10 +38,12 @@ def test_public_names() -> None:
     """The module exports exactly its documented names."""
     assert sorted(wsteach.web.__all__) == [
         "FILES",
+        "content_security_policy",
         "jupyter_base_url",
         "page",
         "proxy_url",
         "serve_page",
+        "wants_websocket",
     ]
 
 
@@ -53,6 +59,9 @@ async def test_page_and_script_on_the_websocket_port() -> None:
         assert b'<script src="chat.js"></script>' in body
         csp = headers["Content-Security-Policy"]
         assert "script-src 'self';" in csp
+        # The page may talk to its own host only, not to any ws: or wss: URL.
+        host = f"127.0.0.1:{server.port}"
+        assert f"connect-src 'self' ws://{host} wss://{host};" in csp
         assert "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
 
         status, headers, script = await asyncio.to_thread(get, base + "/chat.js")
@@ -189,3 +198,79 @@ def test_notebook_06_quotes_the_real_script() -> None:
     assert len(quoted) >= 5
     missing = [line for line in quoted if line not in script.splitlines()]
     assert missing == []
+
+
+def raw_request(*headers: str, path: str = "/") -> bytes:
+    """A GET request with exactly these header lines, repeats allowed."""
+    return ("\r\n".join([f"GET {path} HTTP/1.1", *headers]) + "\r\n\r\n").encode()
+
+
+HANDSHAKE = (
+    "Connection: Upgrade",
+    f"Sec-WebSocket-Key: {KEY}",
+    "Sec-WebSocket-Version: 13",
+)
+
+# (header lines, HTTP status): the page's and websockets' clean answers.
+ODD_REQUESTS = [
+    (("Host: a", "Upgrade: websocket", "Upgrade: websocket", *HANDSHAKE), 426),
+    (("Host: a", "Upgrade: websocket, h2c", *HANDSHAKE), 426),
+    (("Host: a", "Upgrade: WebSocket", "Sec-WebSocket-Key: x", *HANDSHAKE), 400),
+    (("Host: a", "Upgrade: h2c", "Connection: Upgrade, HTTP2-Settings"), 200),
+    (("Host: a", "Host: b", "Upgrade: h2c", "Upgrade: h2c"), 200),
+    (("Host: a;b", "Connection: close", "Connection: close"), 200),
+    (("Host: \xe9\xff", "Upgrade:", "X-Wsteach-Name: a", "X-Wsteach-Name: b"), 200),
+    ((), 200),
+]
+
+
+async def test_repeated_or_malformed_headers_get_a_clean_answer(caplog) -> None:
+    """Repeated Upgrade, Host or other headers get 200, 400 or 426: never 500, never a traceback."""
+    caplog.set_level("INFO", logger="websockets")
+    async with wsteach.start(wsteach.echo, port=0, web=True) as server:
+        for headers, expected in ODD_REQUESTS:
+            data = raw_request(*headers).decode().encode("latin-1")
+            status, answer, body = await http_exchange(server.port, data)
+            assert status == expected, (headers, status, body)
+            if status == 200:
+                assert body == wsteach.web.page()
+                connect = answer["content-security-policy"].split("connect-src ")[1]
+                plain_host = (
+                    headers.count("Host: a") == 1
+                    and len([h for h in headers if h.startswith("Host:")]) == 1
+                )
+                expected_src = "'self' ws://a wss://a" if plain_host else "'self'"
+                assert connect.split(";")[0] == expected_src, headers
+    assert [r.message for r in caplog.records if r.levelname == "ERROR"] == []
+
+
+def test_content_security_policy_names_only_a_plain_host() -> None:
+    """Only a single, plain Host header (name or address, optional port) is named."""
+
+    def csp(*hosts: str) -> str:
+        headers = Headers([("Host", host) for host in hosts])
+        return content_security_policy(Request("/", headers))
+
+    assert "connect-src 'self' ws://[::1]:80 wss://[::1]:80;" in csp("[::1]:80")
+    assert "connect-src 'self' ws://lab.example wss://lab.example;" in csp(
+        "lab.example"
+    )
+    for odd in [(), ("a", "b"), ("a b",), ("a;script-src *",), ("*",), ("a,b",)]:
+        assert "connect-src 'self';" in csp(*odd), odd
+
+
+async def test_cli_web_answers_two_upgrade_headers_cleanly() -> None:
+    """`wsteach serve broadcast --web` answers two Upgrade headers with 426 and logs no traceback."""
+    server = await ServerProcess.start("broadcast", "--port", "0", "--web")
+    try:
+        request = raw_request(
+            "Host: a", "Upgrade: websocket", "Upgrade: websocket", *HANDSHAKE
+        )
+        status, _, _ = await http_exchange(server.port, request)
+        assert status == 426
+        status, _, body = await http_exchange(server.port, raw_request("Host: a"))
+        assert (status, body) == (200, wsteach.web.page())
+    finally:
+        assert await server.stop() == 0
+    output = "\n".join(server.lines)
+    assert "Traceback" not in output and "process_request failed" not in output

@@ -6,26 +6,43 @@ message lands in :attr:`Client.received`, in order, and :meth:`Client.recv`
 hands them out one by one.
 
 The client's name travels in the ``X-Wsteach-Name`` request header, so a
-server's trace can label the connection "alice" instead of "client 1".
+server's trace can label the connection "alice" instead of "client 1". HTTP
+headers carry only ASCII safely, so the name travels percent-encoded as UTF-8
+(``Łukasz`` is ``%C5%81ukasz``); :func:`client_name` decodes it on the server.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
-from collections.abc import Generator
+import socket
+import unicodedata
+import urllib.parse
+from collections.abc import Generator, Iterable
 from types import TracebackType
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request
 from websockets.typing import Data
 
-from .trace import NAME_HEADER
+from .internals import close_exc
 
-__all__ = ["Client", "connect", "crowd"]
+__all__ = ["NAME_HEADER", "Client", "client_name", "connect", "crowd", "encode_name"]
+
+NAME_HEADER = "X-Wsteach-Name"
+"""Request header in which :func:`connect` sends the client's name."""
+
+NAME_LENGTH = 40
+"""Longest name :func:`client_name` returns; longer ones are cut, with "…"."""
+
+# Printable ASCII travels as it is, so "alice" reads "alice" on the wire too;
+# "%" must be encoded, or a name such as "100%25" would decode to "100%".
+_NAME_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 
 TIMEOUT_FACTOR = float(os.environ.get("WSTEACH_TIMEOUT_FACTOR", "1"))
 """Multiplies default timeouts; set ``WSTEACH_TIMEOUT_FACTOR`` on slow machines."""
@@ -111,7 +128,7 @@ class Client:
         )
 
     def _closed_error(self) -> ConnectionClosed:
-        error = self.connection.protocol.close_exc
+        error = close_exc(self.connection)
         error.add_note(
             f"{self.name} was waiting for a message, but the connection is closed "
             f"and all {len(self.received)} messages received were read already"
@@ -162,20 +179,137 @@ class Client:
         await self.close()
 
 
+def encode_name(name: str) -> str:
+    """Return ``name`` as it travels in the ``X-Wsteach-Name`` header.
+
+    UTF-8, percent-encoded: printable ASCII stays as it is, except ``%``;
+    anything else (``Ł``, emoji, a newline) becomes ``%XX`` bytes, so every
+    name is a valid header value. :func:`client_name` reverses it.
+    """
+    return urllib.parse.quote(name, safe=_NAME_SAFE)
+
+
+def client_name(request: Request | None) -> str | None:
+    """Return the name a client sent in its ``X-Wsteach-Name`` header, for display.
+
+    Reverses :func:`encode_name`. It never raises, whatever the client sent:
+
+    - no request (the handshake didn't complete), no header, a header sent
+      twice (which name would be right?), or a name that is empty once
+      decoded: ``None``, and the caller falls back to an address or a number;
+    - raw UTF-8 in the header, as clients other than wsteach may send it
+      (websockets decodes header bytes as ISO-8859-1): decoded as UTF-8;
+    - percent-escapes that aren't UTF-8: the header as it came, undecoded;
+    - control characters (newlines, terminal escapes) and bidirectional
+      overrides: replaced with ``�``, so a name can't break or disguise a log
+      line or a table;
+    - longer than :data:`NAME_LENGTH` characters: cut short, ending in ``…``.
+
+    Args:
+        request: The opening handshake's request, ``websocket.request``.
+    """
+    if request is None:
+        return None
+    values = request.headers.get_all(NAME_HEADER)
+    if len(values) != 1:
+        return None
+    value = values[0]
+    with contextlib.suppress(UnicodeError):  # Else keep the ISO-8859-1 reading.
+        value = value.encode("latin-1").decode("utf-8")
+    try:
+        name = urllib.parse.unquote(value, errors="strict")
+    except UnicodeDecodeError:
+        name = value
+    name = "".join(
+        "\ufffd"
+        if unicodedata.category(char) in ("Cc", "Cs") or char in _BIDI
+        else char
+        for char in name
+    ).strip()
+    if not name:
+        return None
+    if len(name) > NAME_LENGTH:
+        name = name[: NAME_LENGTH - 1] + "…"
+    return name
+
+
+# Characters that reorder the text around them: in a name, they could make a
+# log line or a table read as something else.
+_BIDI = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+
+
+# errno values that mean "this address can't be used from here" (no IPv6 on
+# this machine, for example), rather than anything about the server.
+_UNUSABLE_ADDRESS = {
+    errno.EADDRNOTAVAIL,
+    errno.EAFNOSUPPORT,
+    errno.ENETUNREACH,
+    errno.EHOSTUNREACH,
+}
+
+
+def nothing_listening(errnos: Iterable[int | None]) -> bool:
+    """Tell from the errno of each address tried whether nothing listens there.
+
+    True when at least one address refused the connection (``ECONNREFUSED``:
+    the host is up, no program listens on the port) and every other address
+    was unusable from this machine. An unreachable network or host alone, a
+    timeout, or an unknown error is something else: not a missing server.
+    """
+    errnos = list(errnos)
+    return errno.ECONNREFUSED in errnos and all(
+        code == errno.ECONNREFUSED or code in _UNUSABLE_ADDRESS for code in errnos
+    )
+
+
+async def _errnos(exc: OSError, url: str) -> list[int | None]:
+    """Return the errno of each address a failed connection tried.
+
+    With two addresses (``localhost`` is ``::1`` and ``127.0.0.1``), Python
+    3.11 raises one plain ``OSError("Multiple exceptions: ...")`` without an
+    errno; then each address is tried again, alone, to learn its errno.
+    """
+    if exc.errno is not None:
+        return [exc.errno]
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "wss" else 80)
+    loop = asyncio.get_running_loop()
+    try:
+        addresses = await loop.getaddrinfo(
+            parts.hostname, port, type=socket.SOCK_STREAM
+        )
+    except OSError:
+        return [None]
+    codes: list[int | None] = []
+    for family, _, proto, _, address in addresses:
+        try:
+            async with asyncio.timeout(1):
+                _, writer = await asyncio.open_connection(
+                    address[0], address[1], family=family, proto=proto
+                )
+        except OSError as error:
+            codes.append(error.errno)
+        except TimeoutError:  # pragma: no cover - needs a host that never answers
+            codes.append(errno.ETIMEDOUT)
+        else:  # Listening now: a server that just started.
+            writer.close()
+            codes.append(0)
+    return codes
+
+
 async def _open(url: str, name: str | None, options: dict[str, Any]) -> Client:
     if name is not None:
         headers = dict(options.pop("additional_headers", None) or {})
-        headers[NAME_HEADER] = name
+        headers[NAME_HEADER] = encode_name(name)
         options["additional_headers"] = headers
     try:
         connection = await ws_connect(url, **options)
     except OSError as exc:
-        # With two addresses (localhost is ::1 and 127.0.0.1) Python 3.11 raises
-        # a plain OSError("Multiple exceptions: ... Connect call failed ...").
-        refused = isinstance(
-            exc, ConnectionRefusedError
-        ) or "Connect call failed" in str(exc)
-        if not refused:
+        if isinstance(exc, socket.gaierror | TimeoutError) or not nothing_listening(
+            await _errnos(exc, url)
+        ):
             raise
         raise ConnectionRefusedError(
             errno.ECONNREFUSED,

@@ -1,34 +1,51 @@
 """What happened on the wire, read from websockets' own debug logging.
 
 websockets logs every frame it reads (``"< %s"``) and writes (``"> %s"``) at the
-DEBUG level, and every record carries the connection in ``record.websocket``.
+DEBUG level, and every record carries the connection in ``record.websocket``:
+undocumented details, read through :mod:`wsteach.internals`.
 :class:`Trace` is a :class:`logging.Handler` that turns those records into a list
 of :class:`Event` objects. It never wraps or changes your handler: what it shows
 is what websockets really sent and received.
 
 Clients are labelled by the name they sent in the ``X-Wsteach-Name`` request
-header (see :func:`wsteach.connect`), else ``client 1``, ``client 2``… in the
-order they connected. The text has no ports, addresses or timestamps, so a
-scenario that runs step by step prints the same text every time.
+header (see :func:`wsteach.connect` and :func:`wsteach.clients.client_name`),
+else ``client 1``, ``client 2``… in the order they connected. The text has no
+ports, addresses or timestamps, so a scenario that runs step by step prints the
+same text every time.
+
+Every diagram of the kit puts the clients on the left, in the order they
+connected, and the server on the right.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-from websockets.frames import Close, CloseCode, Frame, Opcode
+from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import State
 
-__all__ = ["NAME_HEADER", "Event", "Trace"]
+from .clients import NAME_HEADER, client_name
+from .internals import (
+    FRAME_RECEIVED,
+    FRAME_SENT,
+    STATE_CHANGED,
+    close_code_name,
+    log_connection,
+)
 
-NAME_HEADER = "X-Wsteach-Name"
-"""Request header in which :func:`wsteach.connect` sends the client's name."""
+__all__ = ["NAME_HEADER", "Event", "Trace", "mermaid_text"]
 
 SERVER = "server"
 PREVIEW = 60  # Characters of a message shown before it is cut short.
+# Bytes of a message kept to show its first PREVIEW characters: UTF-8 takes at
+# most 4 bytes per character. The rest is counted, not kept.
+_HEAD = 4 * PREVIEW
+# UTF-8 continuation bytes: every other byte starts a character.
+_CONTINUATION = bytes(range(0x80, 0xC0))
 
 
 @dataclass(frozen=True)
@@ -39,22 +56,26 @@ class Event:
     ``what`` is ``"connects"``, a message preview (``'Hello'``, ``b'...'``), a
     close frame (``close 1000 (normal closure)``) or, when the TCP connection
     ended without a closing handshake, ``"disconnects without a close frame"``.
+    ``kind`` says which: ``"connect"``, ``"message"``, ``"close"`` or
+    ``"disconnect"``.
     """
 
     sender: str
     receiver: str
     what: str
+    kind: str = "message"
 
 
 def preview(data: str | bytes) -> str:
     """Return a short, one-line, printable description of a message."""
     if isinstance(data, bytes):
-        shown = repr(data[:PREVIEW])
-        more = f" … ({len(data)} bytes)" if len(data) > PREVIEW else ""
-        return f"{shown}{more}"
-    shown = repr(data[:PREVIEW])
-    more = f" … ({len(data)} characters)" if len(data) > PREVIEW else ""
-    return f"{shown}{more}"
+        return _described(data[:PREVIEW], len(data), "bytes")
+    return _described(data[:PREVIEW], len(data), "characters")
+
+
+def _described(head: str | bytes, length: int, unit: str) -> str:
+    more = f" … ({length} {unit})" if length > PREVIEW else ""
+    return f"{head[:PREVIEW]!r}{more}"
 
 
 def describe_close(frame: Frame) -> str:
@@ -62,29 +83,47 @@ def describe_close(frame: Frame) -> str:
     try:
         close = Close.parse(frame.data)
     except Exception:
-        return f"close (invalid: {preview(frame.data)})"
+        return f"close (invalid: {preview(bytes(frame.data))})"
     text = f"close {close.code}"
-    if close.code in CloseCode._value2member_map_:
-        text += f" ({CloseCode(close.code).name.replace('_', ' ').lower()})"
+    name = close_code_name(close.code)
+    if name is not None:
+        text += f" ({name})"
     if close.reason:
         text += f": {close.reason}"
     return text
 
 
 class _Message:
-    """A data message being reassembled from its fragments."""
+    """A data message being reassembled from its fragments, for its preview.
 
-    __slots__ = ("binary", "parts")
+    Only the first bytes are kept, however long the message grows: enough to
+    show :data:`PREVIEW` characters. The rest is only counted.
+    """
+
+    __slots__ = ("binary", "continuation", "head", "length")
 
     def __init__(self, frame: Frame) -> None:
         self.binary = frame.opcode is Opcode.BINARY
-        self.parts = [frame.data]
+        self.head = b""
+        self.length = 0  # Bytes.
+        self.continuation = 0  # Bytes that continue a character, for text.
+        self.add(frame.data)
+
+    def add(self, data: bytes | bytearray | memoryview) -> None:
+        data = bytes(data) if not isinstance(data, bytes) else data
+        if len(self.head) < _HEAD:
+            self.head += data[: _HEAD - len(self.head)]
+        self.length += len(data)
+        if not self.binary and not data.isascii():  # isascii() is a fast check.
+            self.continuation += len(data) - len(data.translate(None, _CONTINUATION))
 
     def text(self) -> str:
-        data = b"".join(self.parts)
         if self.binary:
-            return preview(data)
-        return preview(data.decode("utf-8", errors="replace"))
+            return _described(self.head, self.length, "bytes")
+        # The head may end in the middle of a character, or an invalid
+        # message may be traced before websockets rejects it: never raise.
+        shown = self.head.decode("utf-8", errors="replace")
+        return _described(shown, self.length - self.continuation, "characters")
 
 
 class Trace(logging.Handler):
@@ -92,6 +131,11 @@ class Trace(logging.Handler):
 
     Only the last ``limit`` events are kept; :attr:`dropped` counts the others.
     Ping and pong frames (keepalive) are left out because their timing varies.
+    A message in fragments is kept only in part (its first bytes) until its
+    last fragment, and forgotten if its connection ends before that.
+
+    In JupyterLab a trace shows as a sequence diagram, with the same events as
+    a table under it (click "as a table"); ``print(trace)`` prints the table.
     """
 
     def __init__(self, limit: int = 2000) -> None:
@@ -106,7 +150,7 @@ class Trace(logging.Handler):
     # Building the trace from log records
 
     def emit(self, record: logging.LogRecord) -> None:
-        connection = getattr(record, "websocket", None)
+        connection = log_connection(record)
         if connection is None:
             return
         try:
@@ -116,31 +160,39 @@ class Trace(logging.Handler):
 
     def _read(self, record: logging.LogRecord, connection: Any) -> None:
         message = record.msg
-        if message == "= connection is %s":
+        if message == STATE_CHANGED:
             state = record.args[0] if record.args else None
             if state == State.OPEN.name:
                 label = self._label(connection)
-                self._add(Event(label, SERVER, "connects"))
+                self._add(Event(label, SERVER, "connects", "connect"))
             elif state == State.CLOSED.name:
                 label = self._labels.pop(connection.id, None)
                 if label is not None and connection.id not in self._closing:
-                    self._add(Event(label, SERVER, "disconnects without a close frame"))
+                    self._add(
+                        Event(
+                            label,
+                            SERVER,
+                            "disconnects without a close frame",
+                            "disconnect",
+                        )
+                    )
                 self._closing.discard(connection.id)
-        elif message in ("< %s", "> %s") and record.args:
+                self._partial.pop((connection.id, "in"), None)
+                self._partial.pop((connection.id, "out"), None)
+        elif message in (FRAME_RECEIVED, FRAME_SENT) and record.args:
             frame = record.args[0]
             if isinstance(frame, Frame):
-                self._frame(connection, frame, incoming=message == "< %s")
+                self._frame(connection, frame, incoming=message == FRAME_RECEIVED)
 
     def _label(self, connection: Any) -> str:
         label = self._labels.get(connection.id)
         if label is None:
             self._count += 1
-            name = None
-            request = getattr(connection, "request", None)
-            if request is not None:
-                name = request.headers.get(NAME_HEADER)
+            name = client_name(getattr(connection, "request", None))
             label = name or f"client {self._count}"
-            if label in self._labels.values():
+            # One label, one participant: a client named "server", or a second
+            # "alice", gets the number of its connection too.
+            if label == SERVER or label in self._labels.values():
                 label = f"{label} ({self._count})"
             self._labels[connection.id] = label
         return label
@@ -153,7 +205,7 @@ class Trace(logging.Handler):
         key = (connection.id, "in" if incoming else "out")
         if frame.opcode is Opcode.CLOSE:
             self._closing.add(connection.id)
-            self._add(Event(sender, receiver, describe_close(frame)))
+            self._add(Event(sender, receiver, describe_close(frame), "close"))
         elif frame.opcode in (Opcode.TEXT, Opcode.BINARY):
             pending = _Message(frame)
             if frame.fin:
@@ -161,7 +213,7 @@ class Trace(logging.Handler):
             else:
                 self._partial[key] = pending
         elif frame.opcode is Opcode.CONT and key in self._partial:
-            self._partial[key].parts.append(frame.data)
+            self._partial[key].add(frame.data)
             if frame.fin:
                 self._add(Event(sender, receiver, self._partial.pop(key).text()))
 
@@ -179,51 +231,88 @@ class Trace(logging.Handler):
 
     @property
     def participants(self) -> list[str]:
-        """Labels in order of first appearance, the server first."""
-        seen = [SERVER]
+        """Client labels in order of first appearance, then the server, last."""
+        seen: dict[str, None] = {}
         for event in self.events:
             for label in (event.sender, event.receiver):
-                if label not in seen:
-                    seen.append(label)
-        return seen
+                if label != SERVER:
+                    seen.setdefault(label)
+        return [*seen, SERVER]
 
-    def table(self) -> str:
-        """Return the events as a plain-text table, one line per event."""
+    def table(self, last: int | None = None) -> str:
+        """Return the events as a plain-text table, one line per event.
+
+        Args:
+            last: Show only the last ``last`` events; all by default.
+        """
         if not self.events:
             return "(nothing happened yet: no client has connected)"
+        events = list(self.events)
+        if last is not None:
+            events = events[-last:]
+        hidden = len(self.events) - len(events)
+        skipped = hidden + self.dropped
         rows = [("#", "from", "to", "what")]
-        first = self.dropped + 1
         rows += [
-            (str(first + n), e.sender, e.receiver, e.what)
-            for n, e in enumerate(self.events)
+            (str(skipped + 1 + n), *map(_one_line, (e.sender, e.receiver, e.what)))
+            for n, e in enumerate(events)
         ]
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
         lines = []
-        if self.dropped:
-            lines.append(f"({self.dropped} earlier events not kept)")
+        if skipped:
+            lines.append(
+                f"({skipped} earlier events not {'shown' if hidden else 'kept'})"
+            )
         for row in rows:
             cells = [row[i].ljust(widths[i]) for i in range(3)]
             lines.append("  ".join([*cells, row[3]]).rstrip())
         return "\n".join(lines)
 
     def mermaid(self, last: int = 60) -> str:
-        """Return the last ``last`` events as a Mermaid sequence diagram."""
+        """Return the last ``last`` events as a Mermaid sequence diagram.
+
+        Clients are on the left, in the order they appear, the server on the
+        right. Every label and message is written with Mermaid's entity codes
+        (:func:`mermaid_text`), so any text renders as it is: quotes, ``;``,
+        ``#``, ``-->``, ``<script>``, newlines, emoji.
+        """
         events = list(self.events)[-last:]
-        names = {label: f"P{n}" for n, label in enumerate(self.participants)}
+        labels = [label for label in self.participants if label != SERVER]
+        keys = {label: f"C{n}" for n, label in enumerate(labels, 1)}
+        keys[SERVER] = "S"
         lines = ["sequenceDiagram"]
-        lines += [f"    participant {key} as {label}" for label, key in names.items()]
+        lines += [
+            f"    participant {key} as {mermaid_text(label)}"
+            for label, key in keys.items()
+        ]
         skipped = len(self.events) - len(events) + self.dropped
         if skipped:
-            lines.append(f"    Note over P0: {skipped} earlier events not shown")
+            lines.append(f"    Note over S: {skipped} earlier events not shown")
         for event in events:
-            arrow = "-)" if event.what.startswith("close") else "->>"
-            if not event.what.startswith(("close", "'", "b'")):
-                side = names[event.sender]
-                lines.append(f"    Note over {side}: {event.sender} {event.what}")
+            source, target = keys[event.sender], keys[event.receiver]
+            if event.kind in ("connect", "disconnect"):
+                text = mermaid_text(f"{event.sender} {event.what}")
+                lines.append(f"    Note over {source}: {text}")
             else:
-                source, target = names[event.sender], names[event.receiver]
-                lines.append(f"    {source}{arrow}{target}: {_escape(event.what)}")
+                arrow = "-)" if event.kind == "close" else "->>"
+                lines.append(f"    {source}{arrow}{target}: {mermaid_text(event.what)}")
         return "\n".join(lines)
+
+    def markdown(self, last: int = 60) -> str:
+        """Return the diagram and, folded under it, the same events as a table.
+
+        This is what JupyterLab shows: the table is one click away ("as a
+        table"), for reading exact bytes or copying text.
+        """
+        if not self.events:
+            return self.table()
+        table = self.table(last=last)
+        fence = "`" * max(3, _longest_run(table, "`") + 1)
+        return (
+            f"```mermaid\n{self.mermaid(last=last)}\n```\n\n"
+            "<details><summary>as a table</summary>\n\n"
+            f"{fence}text\n{table}\n{fence}\n\n</details>"
+        )
 
     def __str__(self) -> str:
         return self.table()
@@ -232,17 +321,56 @@ class Trace(logging.Handler):
         return f"<Trace: {len(self.events)} events>"
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, str]:
-        """Show the diagram in JupyterLab, the table everywhere else."""
-        diagram = self.mermaid() if self.events else "sequenceDiagram"
-        return {
-            "text/markdown": f"```mermaid\n{diagram}\n```",
-            "text/plain": self.table(),
-        }
+        """Show the diagram and the table in JupyterLab, the table elsewhere."""
+        return {"text/markdown": self.markdown(), "text/plain": self.table()}
 
 
-_MERMAID_ESCAPES = str.maketrans({"#": "#35;", ";": "#59;", "<": "#lt;", ">": "#gt;"})
+def _one_line(text: str) -> str:
+    """Escape line breaks and control characters (a close reason may have any)."""
+    if text.isprintable():
+        return text
+    return "".join(
+        repr(char)[1:-1] if unicodedata.category(char) in _BREAKING else char
+        for char in text
+    )
 
 
-def _escape(text: str) -> str:
-    """Escape characters that Mermaid would read as syntax."""
-    return text.translate(_MERMAID_ESCAPES)
+_BREAKING = {"Cc", "Zl", "Zp", "Cs"}
+
+
+def _longest_run(text: str, char: str) -> int:
+    longest = run = 0
+    for c in text:
+        run = run + 1 if c == char else 0
+        longest = max(longest, run)
+    return longest
+
+
+# Characters written as they are in a Mermaid label or message: letters and
+# digits of any script, space and punctuation that means nothing to Mermaid.
+# Everything else becomes an entity code: ";" and "#" end a statement, ":"
+# separates, "<", ">", "&" are HTML, "%%" starts a comment or a directive, "-"
+# and ">" draw arrows, "{" and "`" mean something in newer diagrams. (Mermaid
+# also drops the last ";" of a line that reads "style…:…#…;", which can't
+# happen when ":" and ";" are always codes.)
+_MERMAID_PLAIN = frozenset(" .,!?'()_/*+=@$^|~")
+
+
+def mermaid_text(text: str) -> str:
+    """Write ``text`` for a Mermaid label or message, so that it shows as it is.
+
+    Mermaid's own escape syntax: ``#`` + the decimal code point + ``;``, so
+    ``I'm here; #1`` becomes ``I'm here#59; #35;1``. Letters and digits of any
+    script, spaces and harmless punctuation stay as they are; spaces at either
+    end become codes too, because Mermaid would trim them. The empty text
+    becomes a zero-width space, because Mermaid needs some text.
+    """
+    if not text:
+        return "#8203;"
+    written = "".join(
+        char if char.isalnum() or char in _MERMAID_PLAIN else f"#{ord(char)};"
+        for char in text
+    )
+    start = len(written) - len(written.lstrip(" "))
+    end = max(start, len(written.rstrip(" ")))
+    return "#32;" * start + written[start:end] + "#32;" * (len(written) - end)

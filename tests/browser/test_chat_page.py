@@ -172,11 +172,14 @@ async def test_page_works_through_jupyter_server_proxy(
     async with wsteach.start(room.handler, port=0, web=True) as server:
         proxied = f"{jupyter.url}proxy/{server.port}/?token={jupyter.token}"
         page = await open_chat(browser, proxied, "ann", errors)
-        # The page's WebSocket went through the proxy too, not straight to the port.
+        # The page's WebSocket went through the proxy too, not straight to the
+        # port, with Jupyter's login cookie and no token in its URL.
         socket_url = await page.evaluate("url.href")
         assert socket_url == (
-            f"ws://{urlsplit(jupyter.url).netloc}{jupyter.base_url}proxy/{server.port}/?token={jupyter.token}"
+            f"ws://{urlsplit(jupyter.url).netloc}{jupyter.base_url}proxy/{server.port}/"
         )
+        paths = [c.request.path for c in server.connections]
+        assert paths == ["/"] and jupyter.token not in str(server.trace)
         async with wsteach.connect(server.url, name="python") as python:
             await wait_for(lambda: len(room.connected) == 2)
             await say(page, "through the proxy")
@@ -184,3 +187,66 @@ async def test_page_works_through_jupyter_server_proxy(
             await python.send("and back")
             await expect(received(page)).to_have_text(["Someone said: and back"])
         assert errors == []
+
+
+async def test_page_shows_why_the_server_closed_it_and_does_not_retry(
+    browser: Browser,
+) -> None:
+    """After a 1008 or 1009 close the page shows the code and reason, and stays closed."""
+    errors: list[str] = []
+    opened: list[str] = []
+
+    async def strict(websocket):
+        opened.append("open")
+        async for message in websocket:
+            if "spam" in message:
+                await websocket.close(1008, "too many messages: slow down")
+
+    async with wsteach.start(strict, port=0, web=True, max_size=100) as server:
+        page_url = f"http://127.0.0.1:{server.port}/"
+        for text, expected in [
+            ("spam", "closed by the server (1008: too many messages: slow down)"),
+            ("x" * 200, "closed by the server (1009: "),
+        ]:
+            opened.clear()
+            page = await open_chat(browser, page_url, "", errors)
+            await say(page, text)
+            status = page.locator("#status")
+            await expect(status).to_have_attribute("data-state", "final")
+            await expect(status).to_contain_text(expected)
+            await expect(status).to_contain_text("reload the page to reconnect")
+            await expect(page.locator("#send button")).to_be_disabled()
+            # Proving that something does not happen takes a wait: three times
+            # the first retry delay (0.5 s) of a page that would retry.
+            await page.wait_for_timeout(1500)
+            assert opened == ["open"]
+            await page.close()
+    assert errors == []
+
+
+async def test_page_may_connect_to_its_own_host_only(browser: Browser) -> None:
+    """The page's CSP lets it open a WebSocket to its own server, and to no other host."""
+    errors: list[str] = []
+    async with (
+        wsteach.start(wsteach.echo, port=0, web=True) as server,
+        wsteach.start(wsteach.echo, host="127.0.0.2", port=0) as other,
+    ):
+        page = await open_chat(browser, f"http://127.0.0.1:{server.port}/", "", errors)
+        outcome = await page.evaluate(
+            """(target) => new Promise((resolve) => {
+                document.addEventListener("securitypolicyviolation",
+                    (e) => resolve(`blocked ${e.violatedDirective} ${e.blockedURI}`));
+                try {
+                    const ws = new WebSocket(target);
+                    ws.onopen = () => resolve("opened");
+                } catch (error) {
+                    resolve(`threw ${error.name}`);
+                }
+            })""",
+            other.url + "/",
+        )
+        assert outcome.startswith(("blocked connect-src", "threw SecurityError")), (
+            outcome
+        )
+        assert len(other.connections) == 0
+    assert errors == []

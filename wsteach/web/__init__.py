@@ -17,6 +17,7 @@ import email.utils
 import functools
 import json
 import os
+import re
 from http import HTTPStatus
 from importlib import resources
 
@@ -24,7 +25,15 @@ from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-__all__ = ["FILES", "jupyter_base_url", "page", "proxy_url", "serve_page"]
+__all__ = [
+    "FILES",
+    "content_security_policy",
+    "jupyter_base_url",
+    "page",
+    "proxy_url",
+    "serve_page",
+    "wants_websocket",
+]
 
 FILES = {
     "/": ("chat.html", "text/html; charset=utf-8"),
@@ -35,10 +44,17 @@ FILES = {
 
 # The page runs only its own script and talks only to its own server. Inline
 # scripts are refused, so even if text got into the page as HTML, it couldn't run.
+# connect-src: 'self' covers ws: and wss: to the page's own host in browsers
+# that follow CSP level 3 (all current ones); content_security_policy() adds
+# that host's ws:// and wss:// by name for older ones.
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; "
-    "connect-src 'self' ws: wss:; base-uri 'none'; form-action 'none'"
+    "connect-src 'self'; base-uri 'none'; form-action 'none'"
 )
+
+# A Host header that is a host name or address, with an optional port: nothing
+# that could end the directive (";", ",", spaces) or add a source.
+_HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
 
 @functools.cache
@@ -47,14 +63,46 @@ def page(name: str = "chat.html") -> bytes:
     return resources.files(__package__).joinpath(name).read_bytes()
 
 
+def content_security_policy(request: Request) -> str:
+    """Return the page's Content-Security-Policy for this request.
+
+    The page may connect only to the host it came from: ``'self'``, and the
+    ``ws://`` and ``wss://`` URLs of the ``Host`` header when there is exactly
+    one and it is a plain host (and port). Anything else in ``Host`` is left out.
+    """
+    hosts = request.headers.get_all("Host")
+    if len(hosts) == 1 and _HOST.fullmatch(hosts[0]):
+        host = hosts[0]
+        return CONTENT_SECURITY_POLICY.replace(
+            "connect-src 'self'", f"connect-src 'self' ws://{host} wss://{host}"
+        )
+    return CONTENT_SECURITY_POLICY
+
+
+def wants_websocket(request: Request) -> bool:
+    """Tell whether a request asks for a WebSocket, in any ``Upgrade`` header.
+
+    Never raises: repeated or malformed headers are websockets' to judge (it
+    answers them with a clean 4xx), so any ``websocket`` token counts.
+    """
+    return any(
+        token.strip().lower() == "websocket"
+        for value in request.headers.get_all("Upgrade")
+        for token in value.split(",")
+    )
+
+
 def serve_page(connection: ServerConnection, request: Request) -> Response | None:
     """Answer plain HTTP GET requests with the chat page; let WebSockets through.
 
     ``/`` and ``/index.html`` get the page, ``/chat.js`` its script, anything
     else 404. The query string is ignored, so ``/?token=…`` (how Jupyter passes
-    its token) gets the page too.
+    its token) gets the page too. A request with ``websocket`` in an
+    ``Upgrade`` header goes on to websockets' handshake, which answers a
+    malformed one (two ``Upgrade`` headers, say) with 400 or 426; other
+    repeated headers don't matter to the page. It never raises.
     """
-    if request.headers.get("Upgrade", "").lower() == "websocket":
+    if wants_websocket(request):
         return None
     path = request.path.split("?", 1)[0]
     if path not in FILES:
@@ -69,7 +117,7 @@ def serve_page(connection: ServerConnection, request: Request) -> Response | Non
             ("Content-Type", content_type),
             ("Content-Length", str(len(body))),
             ("Cache-Control", "no-store"),
-            ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+            ("Content-Security-Policy", content_security_policy(request)),
             ("X-Content-Type-Options", "nosniff"),
             ("Connection", "close"),
         ]

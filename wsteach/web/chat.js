@@ -6,6 +6,16 @@
 const url = new URL(location.href);
 url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
 url.hash = "";
+// Behind Jupyter, the browser sends Jupyter's login cookie with the WebSocket
+// request, as with the page: Jupyter's ?token=… isn't needed, and a secret in
+// a URL ends up in logs and in the server's trace.
+url.searchParams.delete("token");
+
+// Close codes with which the server says "this page did something wrong"
+// (1003 unsupported data, 1008 policy violation such as a rate limit, 1009
+// message too big…) or "done" (1000): trying again would get the same answer.
+const FINAL = new Set([1000, 1002, 1003, 1007, 1008, 1009, 1010]);
+const STEADY = 10000; // ms open after which a connection counts as working again
 
 const status = document.getElementById("status");
 const messages = document.getElementById("messages");
@@ -15,6 +25,7 @@ const textBox = document.getElementById("text");
 
 let socket;
 let retryDelay = 500; // ms; doubles after each failed try, up to 8 s
+let openedAt = 0;
 
 function show(text, kind) {
   const item = document.createElement("li");
@@ -34,15 +45,23 @@ function connect() {
   setStatus("connecting…", "connecting");
   socket = new WebSocket(url);
   socket.onopen = () => {
-    retryDelay = 500;
+    openedAt = Date.now();
     setStatus("connected", "open");
   };
   socket.onmessage = (event) => show(event.data, "received");
   socket.onclose = (event) => {
+    const why = event.reason ? `${event.code}: ${event.reason}` : `${event.code}`;
+    if (FINAL.has(event.code)) {
+      setStatus(`closed by the server (${why}); reload the page to reconnect`, "final");
+      return;
+    }
+    // Only a connection that stayed open a while starts the backoff afresh: a
+    // server that accepts and drops each try at once still gets fewer tries.
+    if (openedAt && Date.now() - openedAt >= STEADY) retryDelay = 500;
+    openedAt = 0;
     // The server went away (or never answered): try again, waiting longer
     // each time, so that a room full of pages doesn't hammer a restarting server.
-    const reason = event.reason ? ` (${event.code}: ${event.reason})` : "";
-    setStatus(`disconnected${reason}, retrying in ${retryDelay / 1000} s`, "closed");
+    setStatus(`disconnected (${why}), retrying in ${retryDelay / 1000} s`, "closed");
     setTimeout(connect, retryDelay);
     retryDelay = Math.min(retryDelay * 2, 8000);
   };
