@@ -16,12 +16,12 @@ import functools
 from collections.abc import Awaitable, Callable
 
 from websockets.asyncio.server import ServerConnection, broadcast
-from websockets.datastructures import MultipleValuesError
 from websockets.exceptions import ConnectionClosedError
 from websockets.frames import CloseCode
 from websockets.protocol import State
 
 from ._handlers import handler_name
+from .clients import client_name
 from .internals import close_frames, transport
 from .limits import Limits, RateLimit, close_for_limit, size
 
@@ -29,16 +29,12 @@ __all__ = [
     "Room",
     "announce",
     "classroom_echo",
-    "client_name",
     "echo",
     "how_closed",
     "who",
 ]
 
 Handler = Callable[[ServerConnection], Awaitable[None]]
-
-NAME_HEADER = "X-Wsteach-Name"  # The same as wsteach.trace.NAME_HEADER.
-
 
 async def echo(websocket: ServerConnection, *, limits: Limits | None = None) -> None:
     """Send every message back to the client that sent it, unchanged.
@@ -196,27 +192,16 @@ class Room:
 # What `wsteach serve` prints about its clients.
 
 
-def client_name(websocket: ServerConnection) -> str | None:
-    """Return the name a client sent in its ``X-Wsteach-Name`` header, if one.
-
-    Missing, repeated or empty headers give None: the client is then shown by
-    its address only.
-    """
-    request = websocket.request
-    if request is None:
-        return None
-    try:
-        name = request.headers.get(NAME_HEADER)
-    except MultipleValuesError:
-        return None
-    return name.strip() or None if name is not None else None
-
-
 def who(websocket: ServerConnection) -> str:
-    """Say who a client is: ``ada (127.0.0.1:50112)``, or just the address."""
+    """Say who a client is: ``ada (127.0.0.1:50112)``, or just the address.
+
+    The name comes from :func:`wsteach.clients.client_name`, which never
+    raises: a repeated or malformed ``X-Wsteach-Name`` header shows the
+    address only.
+    """
     host, port, *_ = websocket.remote_address
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    name = client_name(websocket)
+    name = client_name(websocket.request)
     return f"{name} ({address})" if name else address
 
 
