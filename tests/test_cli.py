@@ -240,15 +240,78 @@ def test_flags_build_limits() -> None:
     assert cli.limits_from(cli.parse_args(["serve", "echo"])) == Limits()
 
 
-@pytest.mark.parametrize("bad", ["--rate=-1", "--max-clients=2.5"])
-def test_bad_flag_values_are_refused(
-    bad: str, capsys: pytest.CaptureFixture[str]
+BAD_VALUES = [
+    ("--port", "-1"),
+    ("--port", "70000"),
+    ("--port", "80.5"),
+    ("--max-clients", "-1"),
+    ("--max-clients", "2.5"),
+    ("--max-clients", "1e12"),
+    ("--max-message", "99999999999"),
+    ("--max-message", "lots"),
+    ("--rate", "-3"),
+    ("--rate", "nan"),
+    ("--rate", "inf"),
+    ("--rate", "1e9"),
+    ("--burst", "0"),
+    ("--burst", "-1"),
+    ("--burst", "1.5"),
+    ("--max-queued", "-1"),
+    ("--ping-interval", "1e300"),
+    ("--ping-timeout", "-0.5"),
+    ("--open-timeout", "100000"),
+]
+
+
+@pytest.mark.parametrize(("flag", "value"), BAD_VALUES)
+def test_bad_flag_values_are_one_clear_line(
+    flag: str, value: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A negative limit or a fractional count is a usage error."""
+    """A negative, fractional, non-finite or huge value is refused in one line."""
     with pytest.raises(SystemExit) as exited:
-        cli.parse_args(["serve", "echo", bad])
+        cli.parse_args(["serve", "echo", flag, value])
     assert exited.value.code == 2
-    assert "must be" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"wsteach serve: argument {flag}: must be "), err
+    assert value in err
+    assert err.endswith("(see wsteach serve --help)\n")
+
+
+def test_burst_zero_says_how_to_turn_the_rate_limit_off(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--burst 0 is refused (it used to mean the strictest limit), naming --rate 0."""
+    with pytest.raises(SystemExit):
+        cli.parse_args(["serve", "echo", "--burst", "0"])
+    assert "to turn the rate limit off, use --rate 0" in capsys.readouterr().err
+
+
+def test_zero_turns_each_limit_off_and_huge_in_range_values_pass() -> None:
+    """0 turns every limit flag off; the largest accepted values are accepted."""
+    off = cli.parse_args(
+        ["serve", "echo"]
+        + [
+            arg
+            for flag in (
+                "--max-clients",
+                "--max-message",
+                "--rate",
+                "--max-queued",
+                "--ping-interval",
+                "--ping-timeout",
+                "--open-timeout",
+            )
+            for arg in (flag, "0")
+        ]
+    )
+    limits = cli.limits_from(off)
+    assert limits.max_clients is limits.rate is limits.open_timeout is None
+    big = cli.parse_args(
+        ["serve", "echo", "--max-clients", "1000000", "--ping-interval", "86400"]
+    )
+    assert cli.limits_from(big).max_clients == 1_000_000
+    assert cli.parse_args(["serve", "echo", "--port", "65535"]).port == 65535
 
 
 def test_echo_without_rate_limit_is_the_plain_echo() -> None:
@@ -311,3 +374,139 @@ async def test_tight_loop_flooder_reads_1008_and_the_reason(kind: str) -> None:
     finally:
         assert await server.stop() == 0
     assert elapsed < (12 if kind == "echo" else 3) * FACTOR
+
+
+async def test_two_name_headers_are_announced_by_address() -> None:
+    """Two X-Wsteach-Name headers: the client is served and shown by its address."""
+    server = await ServerProcess.start("broadcast", "--port", "0")
+    try:
+        raw = await Raw.open(server.port, X_Wsteach_Name="ada")
+        await raw.aclose()
+        twice = request(X_Wsteach_Name="ada").replace(
+            b"\r\n\r\n", b"\r\nX-Wsteach-Name: bob\r\n\r\n"
+        )
+        raw = await Raw.connect(server.port)
+        raw.send(twice)
+        assert (await raw.response())[0] == 101
+        line = await server.wait_for("+ 127.0.0.1:")
+        assert "connected · 1 online" in line
+        raw.send(frame(0x8, b"\x03\xe8"))
+        assert (await raw.read_frame()).opcode == 0x8
+        await raw.aclose()
+        await server.wait_for("0 online")
+    finally:
+        assert await server.stop() == 0
+    text = "\n".join(server.lines)
+    assert "Traceback" not in text and "1011" not in text, text
+
+
+@pytest.mark.parametrize("web", [False, True])
+async def test_duplicate_upgrade_headers_get_a_clean_refusal(web: bool) -> None:
+    """Two Upgrade headers: a 4xx answer, never 500, and nothing logged as an error."""
+    server = await ServerProcess.start("echo", "--port", "0", *(["--web"] * web))
+    try:
+        twice = request().replace(b"\r\n\r\n", b"\r\nUpgrade: websocket\r\n\r\n")
+        status, _, _ = await http_exchange(server.port, twice)
+        async with connect(server.url) as ws:  # Still serving.
+            await ws.ping()
+    finally:
+        assert await server.stop() == 0
+    assert status in (400, 426), status
+    text = "\n".join(server.lines)
+    assert "Traceback" not in text and "ERROR" not in text, text
+
+
+async def test_origin_option_refuses_other_pages() -> None:
+    """--origin: that page's browsers and origin-less clients connect; others get 403."""
+    good = "http://192.0.2.10:7890"
+    server = await ServerProcess.start("echo", "--port", "0", "--origin", good)
+    try:
+        async with connect(server.url, origin=good) as ws:
+            await ws.send("hi")
+            assert await ws.recv() == "hi"
+        async with connect(server.url) as ws:  # Scripts send no Origin.
+            await ws.ping()
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(server.url, origin="http://evil.example")
+        assert refused.value.response.status_code == 403
+    finally:
+        assert await server.stop() == 0
+
+
+async def test_any_ipv6_host_announces_addresses_that_work() -> None:
+    """--host :: listens dual-stack where possible; every announced URL answers."""
+    server = await ServerProcess.start("echo", "--host", "::", "--port", "0")
+    try:
+        line = await server.wait_for("students use")
+        urls = line.split("students use ", 1)[1].split(" or ")
+        assert urls, line
+        if socket.has_dualstack_ipv6():
+            assert urls[0] == f"ws://{cli.lan_address()}:{server.port}"
+        local = [f"ws://127.0.0.1:{server.port}"] * socket.has_dualstack_ipv6()
+        for url in [*urls, *local, f"ws://[::1]:{server.port}"]:
+            async with connect(url) as ws:
+                await ws.send(url)
+                assert await ws.recv() == url
+    finally:
+        assert await server.stop() == 0
+
+
+def test_students_addresses_of_ipv4_and_ipv6_only_sockets() -> None:
+    """An IPv6-only socket announces no IPv4 address; an IPv4 one no IPv6 one."""
+    v6 = socket.create_server(("::", 0), family=socket.AF_INET6)
+    v4 = socket.create_server(("0.0.0.0", 0))
+    with v6, v4:
+        v6_hosts = cli.students_addresses([v6])
+        assert all(host.startswith("[") for host in v6_hosts), v6_hosts
+        assert cli.students_addresses([v4]) == [cli.lan_address()]
+
+
+async def test_ctrl_c_stops_cleanly_without_loop_signal_handlers(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Where the loop can't handle signals (Windows), Ctrl+C still stops cleanly."""
+    loop = asyncio.get_running_loop()
+
+    def unsupported(*args: object) -> None:
+        raise NotImplementedError  # What Windows' event loops do.
+
+    monkeypatch.setattr(loop, "add_signal_handler", unsupported)
+    before = signal.getsignal(signal.SIGINT)
+    args = cli.parse_args(["serve", "echo", "--port", "0"])
+    task = asyncio.create_task(cli.run(args))
+    async with asyncio.timeout(10 * FACTOR):
+        while "press Ctrl+C" not in capsys.readouterr().out:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+    signal.raise_signal(signal.SIGINT)
+    await asyncio.wait_for(task, 5 * FACTOR)
+    assert "stopping: closing 0 connection(s)" in capsys.readouterr().out
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+@pytest.mark.parametrize("kind", ["echo", "broadcast"])
+async def test_50_megabytes_close_with_1009(kind: str) -> None:
+    """A 50 MB message, with the default limits, closes its sender with 1009."""
+    server = await ServerProcess.start(kind, "--port", "0")
+    try:
+        async with connect(server.url, max_size=None) as big:
+            with pytest.raises(ConnectionClosedError):
+                await big.send("x" * (50 * 2**20))
+                await big.recv()
+        assert big.close_code == 1009
+        assert (await server.wait_for("disconnected")).count("1009") == 1
+    finally:
+        assert await server.stop() == 0
+
+
+async def test_client_101_gets_http_503() -> None:
+    """With the default cap of 100, the 101st client gets HTTP 503 and a reason."""
+    server = await ServerProcess.start("broadcast", "--port", "0")
+    try:
+        clients = await asyncio.gather(*(Raw.open(server.port) for _ in range(100)))
+        status, _, body = await http_exchange(server.port, request())
+        for raw in clients:
+            raw.reset()
+    finally:
+        assert await server.stop() == 0
+    assert status == 503
+    assert b"100 clients are connected" in body
