@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
 import subprocess
@@ -510,3 +511,161 @@ async def test_client_101_gets_http_503() -> None:
         assert await server.stop() == 0
     assert status == 503
     assert b"100 clients are connected" in body
+
+
+# Sixteen abusive inputs, as a careless or hostile client sends them.
+
+
+async def abuse_garbage(port: int) -> None:
+    raw = await Raw.connect(port)
+    raw.send(bytes(range(256)) * 4 + b"\r\n\r\n")
+    assert await raw.at_eof()
+    await raw.aclose()
+
+
+async def abuse_plain_get(port: int) -> None:
+    status, _, _ = await http_exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 426
+
+
+async def abuse_missing_key(port: int) -> None:
+    status, _, _ = await http_exchange(port, request(drop=("Sec-WebSocket-Key",)))
+    assert status == 400
+
+
+async def abuse_two_upgrade_headers(port: int) -> None:
+    twice = request().replace(b"\r\n\r\n", b"\r\nUpgrade: websocket\r\n\r\n")
+    assert (await http_exchange(port, twice))[0] in (400, 426)
+
+
+async def abuse_two_name_headers(port: int) -> None:
+    raw = await Raw.connect(port)
+    raw.send(
+        request(X_Wsteach_Name="a").replace(
+            b"\r\n\r\n", b"\r\nX-Wsteach-Name: b\r\n\r\n"
+        )
+    )
+    assert (await raw.response())[0] == 101
+    raw.reset()
+
+
+async def abuse_half_handshake(port: int) -> None:
+    raw = await Raw.connect(port)
+    raw.send(request()[:40])
+    assert await raw.at_eof()  # --open-timeout drops it.
+    await raw.aclose()
+
+
+async def abuse_reset_after_handshake(port: int) -> None:
+    (await Raw.open(port)).reset()
+
+
+async def abuse_reset_mid_frame(port: int) -> None:
+    raw = await Raw.open(port)
+    raw.send(frame(0x1, b"x" * 1000)[:500])
+    await raw.writer.drain()
+    raw.reset()
+
+
+async def abuse_ping_flood_unread(port: int) -> None:
+    raw = await Raw.connect(port, rcvbuf=4096)
+    raw.send(request())
+    assert (await raw.response())[0] == 101
+    raw.send(frame(0x9, b"p" * 125) * 16000)  # 2 MB of pings; no pong is read.
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(1):
+            await raw.writer.drain()
+    raw.reset()
+
+
+async def abuse_message_flood(port: int) -> None:
+    raw = await Raw.open(port)
+    raw.send(b"".join(frame(0x1, b"spam") for _ in range(5000)))
+    assert (await raw.close_code())[0] == 1008
+    raw.reset()
+
+
+async def abuse_50_megabytes(port: int) -> None:
+    raw = await Raw.open(port)
+    raw.send(frame(0x1, b"", length=50 * 2**20) + b"x" * 65536)
+    assert (await raw.close_code())[0] == 1009
+    raw.reset()
+
+
+async def abuse_invalid_utf8(port: int) -> None:
+    raw = await Raw.open(port)
+    raw.send(frame(0x1, b"\xff\xfe"))
+    assert (await raw.close_code())[0] == 1007
+    raw.reset()
+
+
+async def abuse_unmasked_frame(port: int) -> None:
+    raw = await Raw.open(port)
+    raw.send(frame(0x1, b"hi", mask=False))
+    assert (await raw.close_code())[0] == 1002
+    raw.reset()
+
+
+async def abuse_fragment_flood(port: int) -> None:
+    raw = await Raw.open(port)
+    fragments = [frame(0x1, b"x", fin=False)] + [frame(0, b"x", fin=False)] * 5000
+    raw.send(b"".join(fragments))
+    assert (await raw.close_code())[0] == 1009
+    raw.reset()
+
+
+async def abuse_binary(port: int) -> None:
+    raw = await Raw.open(port)
+    raw.send(frame(0x2, b"\x00\x01"))
+    assert (await raw.read_frame()).opcode in (0x2, 0x8)  # Echoed, or 1003.
+    raw.reset()
+
+
+async def abuse_bad_close_code(port: int) -> None:
+    raw = await Raw.open(port)
+    raw.send(frame(0x8, b"\x03\xe7"))  # 999
+    assert (await raw.close_code())[0] == 1002
+    raw.reset()
+
+
+ABUSES = [
+    abuse_garbage,
+    abuse_plain_get,
+    abuse_missing_key,
+    abuse_two_upgrade_headers,
+    abuse_two_name_headers,
+    abuse_half_handshake,
+    abuse_reset_after_handshake,
+    abuse_reset_mid_frame,
+    ping_flood_and_vanish,
+    abuse_ping_flood_unread,
+    abuse_message_flood,
+    abuse_50_megabytes,
+    abuse_invalid_utf8,
+    abuse_unmasked_frame,
+    abuse_fragment_flood,
+    abuse_binary,
+    abuse_bad_close_code,
+]
+
+
+@pytest.mark.parametrize("kind", ["echo", "broadcast"])
+async def test_abuse_keeps_the_terminal_readable(kind: str) -> None:
+    """17 abusive inputs: the server serves on, no traceback, under 200 lines."""
+    server = await ServerProcess.start(kind, "--port", "0", "--open-timeout", "1")
+    try:
+        async with connect(server.url) as watcher, connect(server.url) as other:
+            for abuse in ABUSES:
+                await abuse(server.port)
+                await other.send(abuse.__name__)
+                expected = abuse.__name__ if kind == "echo" else "Someone said: "
+                got = await (other if kind == "echo" else watcher).recv()
+                assert got.startswith(expected), (abuse.__name__, got)
+        await server.quiet()
+    finally:
+        assert await server.stop() == 0
+    text = "\n".join(server.lines)
+    assert "Traceback" not in text and "ERROR" not in text, text
+    assert "socket.send() raised exception" not in text, text
+    assert len(server.lines) < 200, text
+    print(f"\n{kind}: {len(server.lines)} lines\n{text}")

@@ -28,6 +28,7 @@ limit and the slow-reader bound need to know about messages and rooms, so
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import socket
 from collections.abc import Callable
@@ -347,7 +348,9 @@ class ClassroomConnection(ServerConnection):
         self._hold("closing")
         self.protocol.send_close(code, reason)
         self.send_data()
-        internals.transport(self).write_eof()
+        # As websockets does: the peer may be gone already (ENOTCONN).
+        with contextlib.suppress(OSError):
+            internals.transport(self).write_eof()
         self.half_closed = True
         watch = asyncio.create_task(self._resume_unless_flooding())
         try:

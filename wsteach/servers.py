@@ -36,6 +36,7 @@ __all__ = [
 
 Handler = Callable[[ServerConnection], Awaitable[None]]
 
+
 async def echo(websocket: ServerConnection, *, limits: Limits | None = None) -> None:
     """Send every message back to the client that sent it, unchanged.
 
@@ -229,6 +230,9 @@ def announce(handler: Handler) -> Handler:
         print(f"+ {name} connected · {online} online", flush=True)
         try:
             await handler(websocket)
+            # What websockets does once the handler returns; done here so the
+            # line below can say how the connection ended.
+            await websocket.close()
         finally:
             online -= 1
             print(
