@@ -669,3 +669,33 @@ async def test_abuse_keeps_the_terminal_readable(kind: str) -> None:
     assert "socket.send() raised exception" not in text, text
     assert len(server.lines) < 200, text
     print(f"\n{kind}: {len(server.lines)} lines\n{text}")
+
+
+def test_students_addresses_skip_loopback_and_repeats() -> None:
+    """Loopback addresses are for this machine only; each address is said once."""
+    v4 = socket.create_server(("0.0.0.0", 0))
+    local6 = socket.create_server(("::1", 0), family=socket.AF_INET6)
+    loop4 = socket.create_server(("127.0.0.2", 0))
+    with v4, local6, loop4:
+        assert cli.students_addresses([v4, v4]) == [cli.lan_address()]
+        assert cli.students_addresses([local6, loop4]) == []
+
+
+async def test_loopback_host_says_only_this_machine_can_connect() -> None:
+    """--host 127.0.0.2 (loopback, not localhost) says nobody else can connect."""
+    server = await ServerProcess.start("echo", "--host", "127.0.0.2", "--port", "0")
+    try:
+        text = "\n".join(server.lines)
+        assert "only this machine can connect" in text
+        assert "students use" not in text
+    finally:
+        assert await server.stop() == 0
+
+
+def test_empty_host_listens_on_one_dual_stack_socket() -> None:
+    """--host '' makes one socket, IPv4 and IPv6, so --port 0 gives one port."""
+    sock = cli.listening_socket("", 0)
+    with sock:
+        assert sock.family == socket.AF_INET6
+        assert not sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+    assert cli.listening_socket("0.0.0.0", 0) is None

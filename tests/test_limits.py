@@ -15,7 +15,16 @@ from websockets.exceptions import InvalidStatus
 
 import wsteach
 from wsteach.internals import close_frames, transport
-from wsteach.limits import NO_LIMITS, Limits, RateLimit, client_cap, size, unread_bytes
+from wsteach.limits import (
+    NO_LIMITS,
+    ClassroomConnection,
+    Limits,
+    RateLimit,
+    client_cap,
+    close_for_limit,
+    size,
+    unread_bytes,
+)
 from wsteach.servers import Room, echo
 
 
@@ -287,3 +296,70 @@ def test_rate_limit_earns_nothing_from_a_clock_going_back(
     while bucket.allow(1e6):
         pass
     assert not bucket.allow(1e6 - back)
+
+
+class Unbuffered(ClassroomConnection):
+    receive_buffer = None
+
+
+class Small(ClassroomConnection):
+    receive_buffer = 8192
+
+
+@pytest.mark.parametrize("kind", [Small, Unbuffered])
+async def test_receive_buffer_is_fixed_or_left_to_the_system(
+    kind: type[ClassroomConnection],
+) -> None:
+    """receive_buffer fixes the socket's receive buffer; None leaves the default."""
+    async with (
+        wsteach.start(echo, port=0, trace=False, create_connection=kind) as running,
+        connect(running.url) as client,
+    ):
+        await client.send("hi")
+        assert await client.recv() == "hi"
+        (server_side,) = running.connections
+        sock = transport(server_side).get_extra_info("socket")
+        fixed = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 2 * 8192
+        assert fixed is (kind is Small)
+
+
+@pytest.mark.parametrize("grace", [0.2, 1e9])
+async def test_a_flooder_that_never_reads_is_dropped(grace: float) -> None:
+    """Held past the grace (buffer full) or past flood_timeout, a flooder is dropped."""
+
+    class Quick(ClassroomConnection):
+        flood_grace = grace
+        flood_timeout = 0.5
+
+    room = Room(limits=Limits(rate=1, burst=1, ping_interval=None))
+    options = {**room.limits.serve_options(), "create_connection": Quick}
+    async with wsteach.start(room.handler, port=0, trace=False, **options) as running:
+        raw = await Raw.open(running.port)
+        raw.send(frame(0x1, b"x" * 1000) * 2000)  # 2 MB it never waits to send.
+        (server_side,) = running.connections
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await asyncio.wait_for(server_side.wait_closed(), 3)
+        assert loop.time() - started < 2
+        sent, received, _ = close_frames(server_side)
+        assert sent.code == 1008 and received is None
+        raw.reset()
+
+
+async def test_close_for_limit_on_a_closed_connection_just_closes() -> None:
+    """close_for_limit after the connection closed returns at once."""
+    done = asyncio.Event()
+
+    async def handler(websocket: ServerConnection) -> None:
+        await websocket.wait_closed()
+        await close_for_limit(websocket, 1008, "late")
+        done.set()
+
+    async with (
+        wsteach.start(
+            handler, port=0, trace=False, **Limits().serve_options()
+        ) as running,
+    ):
+        async with connect(running.url):
+            pass
+        await asyncio.wait_for(done.wait(), 2)

@@ -14,7 +14,7 @@ import wsteach
 from wsteach.clients import client_name
 from wsteach.internals import transport
 from wsteach.limits import NO_LIMITS, Limits
-from wsteach.servers import Room, echo
+from wsteach.servers import Room, classroom_echo, echo, how_closed
 
 
 async def test_echo_sends_text_and_binary_back() -> None:
@@ -185,3 +185,24 @@ async def test_closing_a_slow_reader_is_awaited_by_its_handler(
         "a bug while closing a slow reader"
     ]
     assert room._closing == {}
+
+
+async def test_how_closed_while_open_says_closing() -> None:
+    """how_closed on a connection that isn't closed yet says "closing"."""
+
+    async def handler(websocket: ServerConnection) -> None:
+        await websocket.send(how_closed(websocket))
+
+    async with (
+        wsteach.start(handler, port=0, trace=False) as running,
+        wsteach.connect(running.url) as client,
+    ):
+        assert await client.recv() == "closing"
+
+
+def test_classroom_echo_is_echo_with_the_limits() -> None:
+    """classroom_echo is echo itself, given the limits when the rate is on."""
+    limits = Limits(rate=5)
+    handler = classroom_echo(limits)
+    assert handler.func is echo and handler.keywords == {"limits": limits}
+    assert classroom_echo(NO_LIMITS) is echo

@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import ipaddress
 import math
 import signal
 import socket
@@ -267,7 +268,7 @@ def lan_address(family: socket.AddressFamily = socket.AF_INET) -> str | None:
     with socket.socket(family, socket.SOCK_DGRAM) as probe:
         try:
             probe.connect(target)  # Documentation addresses: never routed for real.
-        except OSError:
+        except OSError:  # pragma: no cover - only on a machine with no such route
             return None
         return probe.getsockname()[0]
 
@@ -282,10 +283,15 @@ def listening_socket(host: str, port: int) -> socket.socket | None:
     """
     if host not in (ANY_IPV6, ""):
         return None
-    if socket.has_dualstack_ipv6():
-        return socket.create_server(
-            ("::", port), family=socket.AF_INET6, dualstack_ipv6=True, backlog=100
-        )
+    if not socket.has_dualstack_ipv6():  # pragma: no cover - all systems here can
+        return _single_stack_socket(host, port)
+    return socket.create_server(
+        ("::", port), family=socket.AF_INET6, dualstack_ipv6=True, backlog=100
+    )
+
+
+def _single_stack_socket(host: str, port: int) -> socket.socket:  # pragma: no cover
+    """Where one socket can't serve IPv4 and IPv6: "" is IPv4, "::" IPv6 only."""
     if host == "":
         return socket.create_server((ANY_IPV4, port), backlog=100)
     return socket.create_server(("::", port), family=socket.AF_INET6, backlog=100)
@@ -307,7 +313,7 @@ def students_addresses(sockets: Sequence[socket.socket]) -> list[str]:
         else:
             found = [lan_address(socket.AF_INET) if bound == ANY_IPV4 else bound]
         for host in found:
-            if host is None:
+            if host is None or ipaddress.ip_address(host.split("%")[0]).is_loopback:
                 continue
             shown = f"[{host}]" if ":" in host else host
             if shown not in hosts:
@@ -361,7 +367,10 @@ async def open_server(
         if exc.errno != errno.EADDRNOTAVAIL or host != "localhost":
             raise
     # No IPv6 on this machine (common in containers): IPv4 only.
-    return await serve(handler, "127.0.0.1", port, **options), "127.0.0.1"
+    return (  # pragma: no cover - only on a machine without IPv6
+        await serve(handler, "127.0.0.1", port, **options),
+        "127.0.0.1",
+    )
 
 
 def stop_on_signals(stop: Callable[[], None]) -> Callable[[], None]:

@@ -395,8 +395,6 @@ def unread_bytes(transport: asyncio.BaseTransport, most: int) -> int:
     consumed, and asyncio's own socket object is left alone.
     """
     sock = transport.get_extra_info("socket")
-    if sock is None:
-        return 0
     try:
         with socket.fromfd(sock.fileno(), sock.family, sock.type) as peek:
             peek.setblocking(False)
