@@ -235,7 +235,7 @@ def _refuse_when_full(
     # websockets counts a connection from the moment it answers its handshake,
     # with no await between this check and that moment, so two clients
     # arriving together cannot both take the last place.
-    if len(connection.server.connections) >= max_clients:
+    if len(internals.server_of(connection).connections) >= max_clients:
         return connection.respond(
             HTTPStatus.SERVICE_UNAVAILABLE,
             f"the server is full: {max_clients} clients are connected, "
@@ -323,7 +323,7 @@ class ClassroomConnection(ServerConnection):
 
     def send_data(self) -> None:
         if self.half_closed:
-            self.protocol.data_to_send()  # Drop it: the stream has ended.
+            internals.protocol(self).data_to_send()  # Drop it: the stream ended.
             return
         internals.write_pending(self)
 
@@ -346,7 +346,7 @@ class ClassroomConnection(ServerConnection):
             await self.close(code, reason)
             return
         self._hold("closing")
-        self.protocol.send_close(code, reason)
+        internals.protocol(self).send_close(code, reason)
         self.send_data()
         # As websockets does: the peer may be gone already (ENOTCONN).
         with contextlib.suppress(OSError):
