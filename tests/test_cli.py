@@ -315,12 +315,23 @@ def test_zero_turns_each_limit_off_and_huge_in_range_values_pass() -> None:
     assert cli.parse_args(["serve", "echo", "--port", "65535"]).port == 65535
 
 
-def test_echo_without_rate_limit_is_the_plain_echo() -> None:
+async def test_echo_without_rate_limit_is_the_plain_echo() -> None:
     """With --rate 0 the echo server is the reference echo handler itself."""
     from wsteach.servers import echo
 
     args = cli.parse_args(["serve", "echo", "--rate", "0"])
-    assert cli.handler_for(args, cli.limits_from(args)) is echo
+    async with cli.handler_for(args, cli.limits_from(args)) as handler:
+        assert handler is echo
+
+
+def test_origin_must_be_a_page_address(capsys: pytest.CaptureFixture[str]) -> None:
+    """--origin 192.168.1.10 (no scheme) is refused in one line that shows the form."""
+    with pytest.raises(SystemExit) as exited:
+        cli.parse_args(["serve", "broadcast", "--origin", "192.168.1.10:7890"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "such as http://192.168.1.10:7890" in err
 
 
 async def ping_flood_and_vanish(port: int, count: int = 5000) -> None:

@@ -28,7 +28,7 @@ import math
 import signal
 import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, NoReturn
 
 from websockets.asyncio.server import Server, serve
@@ -223,7 +223,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     add_server_flags(serve_parser)
     add_limit_flags(serve_parser)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    check_args(serve_parser, args)
+    return args
 
 
 def limits_from(args: argparse.Namespace) -> Limits:
@@ -250,11 +252,31 @@ def serve_options(args: argparse.Namespace, limits: Limits) -> dict[str, Any]:
     return options
 
 
-def handler_for(args: argparse.Namespace, limits: Limits) -> Handler:
-    """The handler the command line asks for, from :mod:`wsteach.servers`."""
+@contextlib.asynccontextmanager
+async def handler_for(
+    args: argparse.Namespace, limits: Limits
+) -> AsyncIterator[Handler]:
+    """Provide the handler the command line asks for, from :mod:`wsteach.servers`.
+
+    An async context, so that a handler that needs setting up and tearing
+    down (a room shared through another service, say) has its place here:
+    the server is closed before the context exits.
+    """
     if args.server == "echo":
-        return classroom_echo(limits)
-    return Room(limits=limits).handler
+        yield classroom_echo(limits)
+    else:
+        yield Room(limits=limits).handler
+
+
+def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse combinations of flags that make no sense, in one line each."""
+    if args.origin and not all(
+        o.startswith(("http://", "https://")) for o in args.origin
+    ):
+        parser.error(
+            "argument --origin: must be a page's address such as "
+            "http://192.168.1.10:7890"
+        )
 
 
 def lan_address(family: socket.AddressFamily = socket.AF_INET) -> str | None:
@@ -407,36 +429,44 @@ async def run(args: argparse.Namespace) -> None:
     """Serve until SIGINT or SIGTERM, then close every client with 1001."""
     stop = asyncio.Event()
     undo = stop_on_signals(stop.set)
+    limits = limits_from(args)
     try:
-        limits = limits_from(args)
-        server, host = await open_server(
-            announce(handler_for(args, limits)),
-            args.host,
-            args.port,
-            serve_options(args, limits),
-        )
-        cap_segment_size(server)
-        port = server.sockets[0].getsockname()[1]
-        url = local_url(host, port)
-        print(f"wsteach {args.server} server listening on {url}", flush=True)
-        if args.web:
-            print(f"chat page: {url.replace('ws://', 'http://')}/", flush=True)
-        if args.host not in LOCAL_HOSTS:
-            announce_students(server, port, web=args.web)
-            print(limits.describe(), flush=True)
-        print("press Ctrl+C to stop", flush=True)
-        try:
-            await stop.wait()
-        finally:
-            count = len(server.connections)
-            print(
-                f"stopping: closing {count} connection(s) with 1001 (going away)",
-                flush=True,
-            )
-            server.close()
-            await server.wait_closed()
+        async with handler_for(args, limits) as handler:
+            await serve_until_stopped(args, limits, handler, stop)
     finally:
         undo()
+
+
+async def serve_until_stopped(
+    args: argparse.Namespace, limits: Limits, handler: Handler, stop: asyncio.Event
+) -> None:
+    """Listen, say where, serve until ``stop`` is set, then close every client."""
+    server, host = await open_server(
+        announce(handler),
+        args.host,
+        args.port,
+        serve_options(args, limits),
+    )
+    cap_segment_size(server)
+    port = server.sockets[0].getsockname()[1]
+    url = local_url(host, port)
+    print(f"wsteach {args.server} server listening on {url}", flush=True)
+    if args.web:
+        print(f"chat page: {url.replace('ws://', 'http://')}/", flush=True)
+    if args.host not in LOCAL_HOSTS:
+        announce_students(server, port, web=args.web)
+        print(limits.describe(), flush=True)
+    print("press Ctrl+C to stop", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        count = len(server.connections)
+        print(
+            f"stopping: closing {count} connection(s) with 1001 (going away)",
+            flush=True,
+        )
+        server.close()
+        await server.wait_closed()
 
 
 def announce_students(server: Server, port: int, *, web: bool) -> None:
