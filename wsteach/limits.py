@@ -28,7 +28,6 @@ limit and the slow-reader bound need to know about messages and rooms, so
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import socket
 from collections.abc import Callable
@@ -247,7 +246,7 @@ def _refuse_when_full(
 class ClassroomConnection(ServerConnection):
     """A server connection that one misbehaving client cannot use against the room.
 
-    Four changes to :class:`~websockets.asyncio.server.ServerConnection`:
+    Five changes to :class:`~websockets.asyncio.server.ServerConnection`:
 
     * websockets answers each ping with a pong as soon as it reads it, without
       backpressure, so a client that sends pings and never reads the pongs
@@ -262,6 +261,9 @@ class ClassroomConnection(ServerConnection):
       reads what the server sends; once the server stops reading, its writes
       block, it reads, and it learns the close code and reason instead of
       seeing the connection reset (1006).
+    * The socket's receive buffer is fixed at :attr:`receive_buffer` bytes
+      (the system would grow it to megabytes), so that a flooder's writes
+      block soon after the server stops reading.
     * Outgoing frames are written in one write, and nothing is written once
       the TCP connection is lost (see
       :func:`wsteach.internals.write_pending`): a client that sends 5000 pings
@@ -312,79 +314,48 @@ class ClassroomConnection(ServerConnection):
             internals.transport(self).abort()
             await self.wait_closed()
 
-    flood_timeout = 20.0
-    """Seconds a flooder has to read why it is closed before it is dropped."""
-
-    flood_grace = 1.0
-    """Seconds after a flooder filled the receive buffer before it is dropped."""
-
-    half_closed = False
-    """Whether :meth:`close_for_limit` ended the stream: nothing more is written."""
-
     def send_data(self) -> None:
-        if self.half_closed:
-            internals.protocol(self).data_to_send()  # Drop it: the stream ended.
-            return
         internals.write_pending(self)
 
     async def close_for_limit(self, code: int, reason: str) -> None:
         """Close a client that went over a limit, so that it can read why.
 
-        Reading stops, then the close frame goes out followed by the end of
-        the stream (TCP FIN). A client that is still sending fills the
-        socket's receive buffer; its writes then block, which makes even a
-        client in a tight ``await ws.send(...)`` loop read the close frame and
-        the end of the stream: its ``send`` raises
+        Reading stops, then the close frame goes out. A client that is still
+        sending fills the socket's receive buffer; its writes then block,
+        which makes even a client in a tight ``await ws.send(...)`` loop read
+        the close frame. After ``close_timeout`` the TCP connection is
+        dropped, as websockets does when no close reply came, and the client's
+        blocked ``send`` raises
         :exc:`~websockets.exceptions.ConnectionClosedError` with this code and
-        reason. How long that takes depends on how much its system buffers
-        (a few hundred kB on a network; on loopback up to 4 MB, seconds), so
-        such a client keeps its TCP connection up to ``flood_timeout`` seconds.
-        A client that isn't flooding leaves the receive buffer nearly empty:
-        reading resumes at once, and the closing handshake ends as usual.
+        reason. A client that isn't flooding leaves the buffer nearly empty:
+        reading resumes, and the closing handshake ends as usual.
+
+        Reading never resumes while the buffer is full: the flooder's buffered
+        writes would then drain after its transport closed, which makes
+        asyncio's ``abort()`` raise ``AttributeError`` in the client.
         """
         if self.state is not State.OPEN:
             await self.close(code, reason)
             return
         self._hold("closing")
-        internals.protocol(self).send_close(code, reason)
-        self.send_data()
-        # As websockets does: the peer may be gone already (ENOTCONN).
-        with contextlib.suppress(OSError):
-            internals.transport(self).write_eof()
-        self.half_closed = True
         watch = asyncio.create_task(self._resume_unless_flooding())
         try:
-            async with asyncio.timeout(self.flood_timeout):
-                await self.wait_closed()
-        except TimeoutError:
-            internals.transport(self).abort()
-            await self.wait_closed()
+            await self.close(code, reason)
         finally:
             watch.cancel()
 
     async def _resume_unless_flooding(self, every: float = 0.05) -> None:
-        """Resume reading once unread data stops growing well below full; or
-        drop a flooder once its data has filled the buffer for ``flood_grace``.
-        """
-        previous, full_since = -1, None
-        loop = asyncio.get_running_loop()
+        """Resume reading once the unread data stops growing, well below full."""
+        most = self.receive_buffer or MiB
+        previous = -1
         while "closing" in self.reading_held:
             await asyncio.sleep(every)
-            queued = unread_bytes(internals.transport(self), self.receive_buffer)
-            if queued < self.receive_buffer // 2:
-                full_since = None
-                if queued == previous:
-                    # The handler reads no more messages: a full queue of them
-                    # must not keep the close reply unread.
-                    self.reading_held.discard("queue")
-                    self._release("closing")
-            elif queued != previous or full_since is None:
-                full_since = loop.time()
-            elif loop.time() - full_since >= self.flood_grace:
-                # It can't send any more: it is blocked, and so it has read the
-                # close frame. Dropping it now ends its blocked send at once.
-                internals.transport(self).abort()
-                return
+            queued = unread_bytes(internals.transport(self), most)
+            if queued == previous and queued < most // 2:
+                # The handler reads no more messages: a full queue of them
+                # must not keep the close reply unread.
+                self.reading_held.discard("queue")
+                self._release("closing")
             previous = queued
 
 
@@ -396,7 +367,7 @@ def unread_bytes(transport: asyncio.BaseTransport, most: int) -> int:
     """
     sock = transport.get_extra_info("socket")
     try:
-        with socket.fromfd(sock.fileno(), sock.family, sock.type) as peek:
+        with sock.dup() as peek:  # socket.dup works on Windows too.
             peek.setblocking(False)
             return len(peek.recv(most, socket.MSG_PEEK))
     except OSError:
