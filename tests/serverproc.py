@@ -29,6 +29,7 @@ class ServerProcess:
         self.port = 0
         self._offset = 0
         self._partial = b""
+        self.signalled = False
 
     @classmethod
     async def start(
@@ -97,10 +98,18 @@ class ServerProcess:
                 await asyncio.sleep(0.05)
                 since += 0.05
 
+    def send_signal(self, signum: int = signal.SIGTERM) -> None:
+        """Send ``signum`` to the server, as Ctrl+C or a service manager would."""
+        self.signalled = True
+        self.process.send_signal(signum)
+
     async def stop(self, signum: int = signal.SIGTERM) -> int:
-        """Send ``signum``, wait for the exit, read the rest; return the status."""
-        if self.process.returncode is None:
-            self.process.send_signal(signum)
+        """Send ``signum`` unless signalled already; return the exit status.
+
+        A second signal could kill a server that has begun its clean exit.
+        """
+        if self.process.returncode is None and not self.signalled:
+            self.send_signal(signum)
         async with asyncio.timeout(10 * FACTOR):
             status = await self.process.wait()
         self._read()
