@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
 
 import pytest
@@ -61,10 +62,24 @@ def test_rate_limit_reason_says_the_numbers() -> None:
 
 
 @pytest.mark.parametrize(
-    "changes", [{"max_clients": 0}, {"max_message": -1}, {"rate": 0}, {"burst": 0}]
+    "changes",
+    [
+        {"max_clients": 0},
+        {"max_clients": 2.5},
+        {"max_message": -1},
+        {"rate": 0},
+        {"rate": math.nan},
+        {"rate": math.inf},
+        {"burst": 0},
+        {"burst": 1.5},
+        {"ping_interval": -1},
+        {"ping_timeout": math.nan},
+        {"open_timeout": 0},
+        {"close_timeout": math.inf},
+    ],
 )
 def test_limits_refuse_nonsense(changes: dict[str, int]) -> None:
-    """Zero or negative limits are refused with a message naming the limit."""
+    """Zero, negative, fractional counts or non-finite limits are refused, named."""
     with pytest.raises(ValueError, match=next(iter(changes))):
         Limits(**changes)
 

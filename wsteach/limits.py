@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -90,12 +91,28 @@ class Limits:
     close_timeout: float | None = 2.0
 
     def __post_init__(self) -> None:
-        for name in ("max_clients", "max_message", "rate", "max_queued"):
+        for name in ("max_clients", "max_message", "max_queued"):
             value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ValueError(f"{name} must be positive or None, got {value}")
-        if self.burst < 1:
-            raise ValueError(f"burst must be at least 1, got {self.burst}")
+            if value is not None and (not isinstance(value, int) or value <= 0):
+                raise ValueError(
+                    f"{name} must be a positive whole number or None, got {value!r}"
+                )
+        for name in (
+            "rate",
+            "ping_interval",
+            "ping_timeout",
+            "open_timeout",
+            "close_timeout",
+        ):
+            value = getattr(self, name)
+            if value is not None and not (0 < value < math.inf):
+                raise ValueError(
+                    f"{name} must be a positive finite number or None, got {value!r}"
+                )
+        if not isinstance(self.burst, int) or self.burst < 1:
+            raise ValueError(
+                f"burst must be a whole number, at least 1, got {self.burst!r}"
+            )
 
     def replace(self, **changes: Any) -> Limits:
         """Return a copy with some limits changed."""
