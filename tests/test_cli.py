@@ -15,6 +15,7 @@ from serverproc import FACTOR, ServerProcess
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
+import wsteach
 from wsteach import cli
 from wsteach.limits import Limits
 
@@ -668,7 +669,7 @@ async def test_abuse_keeps_the_terminal_readable(kind: str) -> None:
     """17 abusive inputs: the server serves on, no traceback, under 200 lines."""
     server = await ServerProcess.start(kind, "--port", "0", "--open-timeout", "1")
     try:
-        async with connect(server.url) as watcher, connect(server.url) as other:
+        async with wsteach.crowd(server.url, "watcher", "other") as (watcher, other):
             for abuse in ABUSES:
                 await abuse(server.port)
                 await other.send(abuse.__name__)
