@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
 import subprocess
 import sys
 
 import pytest
-from rawws import http_exchange, request
-from serverproc import ServerProcess
+from rawws import Raw, frame, http_exchange, request
+from serverproc import FACTOR, ServerProcess
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
+import wsteach
 from wsteach import cli
 from wsteach.limits import Limits
 
@@ -240,19 +242,475 @@ def test_flags_build_limits() -> None:
     assert cli.limits_from(cli.parse_args(["serve", "echo"])) == Limits()
 
 
-@pytest.mark.parametrize("bad", ["--rate=-1", "--max-clients=2.5"])
-def test_bad_flag_values_are_refused(
-    bad: str, capsys: pytest.CaptureFixture[str]
+BAD_VALUES = [
+    ("--port", "-1"),
+    ("--port", "70000"),
+    ("--port", "80.5"),
+    ("--max-clients", "-1"),
+    ("--max-clients", "2.5"),
+    ("--max-clients", "1e12"),
+    ("--max-message", "99999999999"),
+    ("--max-message", "lots"),
+    ("--rate", "-3"),
+    ("--rate", "nan"),
+    ("--rate", "inf"),
+    ("--rate", "1e9"),
+    ("--burst", "0"),
+    ("--burst", "-1"),
+    ("--burst", "1.5"),
+    ("--max-queued", "-1"),
+    ("--ping-interval", "1e300"),
+    ("--ping-timeout", "-0.5"),
+    ("--open-timeout", "100000"),
+]
+
+
+@pytest.mark.parametrize(("flag", "value"), BAD_VALUES)
+def test_bad_flag_values_are_one_clear_line(
+    flag: str, value: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A negative limit or a fractional count is a usage error."""
+    """A negative, fractional, non-finite or huge value is refused in one line."""
     with pytest.raises(SystemExit) as exited:
-        cli.parse_args(["serve", "echo", bad])
+        cli.parse_args(["serve", "echo", flag, value])
     assert exited.value.code == 2
-    assert "must be" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"wsteach serve: argument {flag}: must be "), err
+    assert value in err
+    assert err.endswith("(see wsteach serve --help)\n")
 
 
-def test_echo_without_rate_limit_is_the_plain_echo() -> None:
+def test_burst_zero_says_how_to_turn_the_rate_limit_off(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--burst 0 is refused (it used to mean the strictest limit), naming --rate 0."""
+    with pytest.raises(SystemExit):
+        cli.parse_args(["serve", "echo", "--burst", "0"])
+    assert "to turn the rate limit off, use --rate 0" in capsys.readouterr().err
+
+
+def test_zero_turns_each_limit_off_and_huge_in_range_values_pass() -> None:
+    """0 turns every limit flag off; the largest accepted values are accepted."""
+    off = cli.parse_args(
+        ["serve", "echo"]
+        + [
+            arg
+            for flag in (
+                "--max-clients",
+                "--max-message",
+                "--rate",
+                "--max-queued",
+                "--ping-interval",
+                "--ping-timeout",
+                "--open-timeout",
+            )
+            for arg in (flag, "0")
+        ]
+    )
+    limits = cli.limits_from(off)
+    assert limits.max_clients is limits.rate is limits.open_timeout is None
+    big = cli.parse_args(
+        ["serve", "echo", "--max-clients", "1000000", "--ping-interval", "86400"]
+    )
+    assert cli.limits_from(big).max_clients == 1_000_000
+    assert cli.parse_args(["serve", "echo", "--port", "65535"]).port == 65535
+
+
+async def test_echo_without_rate_limit_is_the_plain_echo() -> None:
     """With --rate 0 the echo server is the reference echo handler itself."""
     from wsteach.servers import echo
 
-    assert cli.classroom_echo(Limits(rate=None)) is echo
+    args = cli.parse_args(["serve", "echo", "--rate", "0"])
+    async with cli.handler_for(args, cli.limits_from(args)) as handler:
+        assert handler is echo
+
+
+def test_origin_must_be_a_page_address(capsys: pytest.CaptureFixture[str]) -> None:
+    """--origin 192.168.1.10 (no scheme) is refused in one line that shows the form."""
+    with pytest.raises(SystemExit) as exited:
+        cli.parse_args(["serve", "broadcast", "--origin", "192.168.1.10:7890"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "such as http://192.168.1.10:7890" in err
+
+
+async def ping_flood_and_vanish(port: int, count: int = 5000) -> None:
+    """Handshake, send ``count`` pings in one go, and reset without reading."""
+    raw = await Raw.open(port)
+    raw.send(b"".join(frame(0x9, b"%d" % n) for n in range(count)))
+    await raw.writer.drain()
+    raw.reset()
+
+
+@pytest.mark.parametrize("kind", ["echo", "broadcast"])
+async def test_ping_flood_then_vanish_prints_two_lines(kind: str) -> None:
+    """5000 pings then a reset: one line in, one line out, no asyncio warning flood."""
+    server = await ServerProcess.start(kind, "--port", "0")
+    try:
+        for _ in range(3):
+            await ping_flood_and_vanish(server.port)
+        async with connect(server.url) as ws:  # Still serving.
+            await ws.ping()
+        await server.wait_for("- 127.0.0.1")
+        await server.quiet()
+    finally:
+        assert await server.stop() == 0
+    text = "\n".join(server.lines)
+    assert "socket.send() raised exception" not in text, text[:2000]
+    assert len(server.lines) < 20, text[:2000]
+
+
+@pytest.mark.parametrize("kind", ["echo", "broadcast"])
+async def test_tight_loop_flooder_reads_1008_and_the_reason(kind: str) -> None:
+    """A client that only sends, never waiting, still learns it was closed and why.
+
+    It learns when the server drops the connection, after its close timeout
+    (2 s). Echo: the flooder never reads its echoes, so websockets stops
+    reading for it; it learns when its own close timeout ends (10 s by
+    default, 3 s here).
+    """
+    server = await ServerProcess.start(kind, "--port", "0")
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        async with connect(server.url, close_timeout=3) as flooder:
+            with pytest.raises(ConnectionClosedError):
+                while True:
+                    await flooder.send("spam")
+        elapsed = loop.time() - started
+        assert (flooder.close_code, flooder.close_reason) == (
+            1008,
+            "too many messages: the limit is 10 per second (bursts of 20); "
+            "slow down and reconnect",
+        )
+        await server.wait_for("server closed: 1008")
+    finally:
+        assert await server.stop() == 0
+    assert (
+        (3 if kind == "echo" else 2) <= elapsed < (3 if kind == "echo" else 2) + FACTOR
+    )
+
+
+async def test_two_name_headers_are_announced_by_address() -> None:
+    """Two X-Wsteach-Name headers: the client is served and shown by its address."""
+    server = await ServerProcess.start("broadcast", "--port", "0")
+    try:
+        raw = await Raw.open(server.port, X_Wsteach_Name="ada")
+        await raw.aclose()
+        twice = request(X_Wsteach_Name="ada").replace(
+            b"\r\n\r\n", b"\r\nX-Wsteach-Name: bob\r\n\r\n"
+        )
+        raw = await Raw.connect(server.port)
+        raw.send(twice)
+        assert (await raw.response())[0] == 101
+        line = await server.wait_for("+ 127.0.0.1:")
+        assert "connected · 1 online" in line
+        raw.send(frame(0x8, b"\x03\xe8"))
+        assert (await raw.read_frame()).opcode == 0x8
+        await raw.aclose()
+        await server.wait_for("0 online")
+    finally:
+        assert await server.stop() == 0
+    text = "\n".join(server.lines)
+    assert "Traceback" not in text and "1011" not in text, text
+
+
+@pytest.mark.parametrize("web", [False, True])
+async def test_duplicate_upgrade_headers_get_a_clean_refusal(web: bool) -> None:
+    """Two Upgrade headers: a 4xx answer, never 500, and nothing logged as an error."""
+    server = await ServerProcess.start("echo", "--port", "0", *(["--web"] * web))
+    try:
+        twice = request().replace(b"\r\n\r\n", b"\r\nUpgrade: websocket\r\n\r\n")
+        status, _, _ = await http_exchange(server.port, twice)
+        async with connect(server.url) as ws:  # Still serving.
+            await ws.ping()
+    finally:
+        assert await server.stop() == 0
+    assert status in (400, 426), status
+    text = "\n".join(server.lines)
+    assert "Traceback" not in text and "ERROR" not in text, text
+
+
+async def test_origin_option_refuses_other_pages() -> None:
+    """--origin: that page's browsers and origin-less clients connect; others get 403."""
+    good = "http://192.0.2.10:7890"
+    server = await ServerProcess.start("echo", "--port", "0", "--origin", good)
+    try:
+        async with connect(server.url, origin=good) as ws:
+            await ws.send("hi")
+            assert await ws.recv() == "hi"
+        async with connect(server.url) as ws:  # Scripts send no Origin.
+            await ws.ping()
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(server.url, origin="http://evil.example")
+        assert refused.value.response.status_code == 403
+    finally:
+        assert await server.stop() == 0
+
+
+async def test_any_ipv6_host_announces_addresses_that_work() -> None:
+    """--host :: listens dual-stack where possible; every announced URL answers."""
+    server = await ServerProcess.start("echo", "--host", "::", "--port", "0")
+    try:
+        line = await server.wait_for("students use")
+        urls = line.split("students use ", 1)[1].split(" or ")
+        assert urls, line
+        if socket.has_dualstack_ipv6():
+            assert urls[0] == f"ws://{cli.lan_address()}:{server.port}"
+        local = [f"ws://127.0.0.1:{server.port}"] * socket.has_dualstack_ipv6()
+        for url in [*urls, *local, f"ws://[::1]:{server.port}"]:
+            async with connect(url) as ws:
+                await ws.send(url)
+                assert await ws.recv() == url
+    finally:
+        assert await server.stop() == 0
+
+
+def test_students_addresses_of_ipv4_and_ipv6_only_sockets() -> None:
+    """An IPv6-only socket announces no IPv4 address; an IPv4 one no IPv6 one."""
+    v6 = socket.create_server(("::", 0), family=socket.AF_INET6)
+    v4 = socket.create_server(("0.0.0.0", 0))
+    with v6, v4:
+        v6_hosts = cli.students_addresses([v6])
+        assert all(host.startswith("[") for host in v6_hosts), v6_hosts
+        assert cli.students_addresses([v4]) == [cli.lan_address()]
+
+
+async def test_ctrl_c_stops_cleanly_without_loop_signal_handlers(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Where the loop can't handle signals (Windows), Ctrl+C still stops cleanly."""
+    loop = asyncio.get_running_loop()
+
+    def unsupported(*args: object) -> None:
+        raise NotImplementedError  # What Windows' event loops do.
+
+    monkeypatch.setattr(loop, "add_signal_handler", unsupported)
+    before = signal.getsignal(signal.SIGINT)
+    args = cli.parse_args(["serve", "echo", "--port", "0"])
+    task = asyncio.create_task(cli.run(args))
+    async with asyncio.timeout(10 * FACTOR):
+        while "press Ctrl+C" not in capsys.readouterr().out:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+    signal.raise_signal(signal.SIGINT)
+    await asyncio.wait_for(task, 5 * FACTOR)
+    assert "stopping: closing 0 connection(s)" in capsys.readouterr().out
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+@pytest.mark.parametrize("kind", ["echo", "broadcast"])
+async def test_50_megabytes_close_with_1009(kind: str) -> None:
+    """A 50 MB message, with the default limits, closes its sender with 1009."""
+    server = await ServerProcess.start(kind, "--port", "0")
+    try:
+        async with connect(server.url, max_size=None) as big:
+            with pytest.raises(ConnectionClosedError):
+                await big.send("x" * (50 * 2**20))
+                await big.recv()
+        assert big.close_code == 1009
+        assert (await server.wait_for("disconnected")).count("1009") == 1
+    finally:
+        assert await server.stop() == 0
+
+
+async def test_client_101_gets_http_503() -> None:
+    """With the default cap of 100, the 101st client gets HTTP 503 and a reason."""
+    server = await ServerProcess.start("broadcast", "--port", "0")
+    try:
+        clients = await asyncio.gather(*(Raw.open(server.port) for _ in range(100)))
+        status, _, body = await http_exchange(server.port, request())
+        for raw in clients:
+            raw.reset()
+    finally:
+        assert await server.stop() == 0
+    assert status == 503
+    assert b"100 clients are connected" in body
+
+
+# Sixteen abusive inputs, as a careless or hostile client sends them.
+
+
+async def abuse_garbage(port: int) -> None:
+    raw = await Raw.connect(port)
+    raw.send(bytes(range(256)) * 4 + b"\r\n\r\n")
+    assert await raw.at_eof()
+    await raw.aclose()
+
+
+async def abuse_plain_get(port: int) -> None:
+    status, _, _ = await http_exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 426
+
+
+async def abuse_missing_key(port: int) -> None:
+    status, _, _ = await http_exchange(port, request(drop=("Sec-WebSocket-Key",)))
+    assert status == 400
+
+
+async def abuse_two_upgrade_headers(port: int) -> None:
+    twice = request().replace(b"\r\n\r\n", b"\r\nUpgrade: websocket\r\n\r\n")
+    assert (await http_exchange(port, twice))[0] in (400, 426)
+
+
+async def abuse_two_name_headers(port: int) -> None:
+    raw = await Raw.connect(port)
+    raw.send(
+        request(X_Wsteach_Name="a").replace(
+            b"\r\n\r\n", b"\r\nX-Wsteach-Name: b\r\n\r\n"
+        )
+    )
+    assert (await raw.response())[0] == 101
+    raw.reset()
+
+
+async def abuse_half_handshake(port: int) -> None:
+    raw = await Raw.connect(port)
+    raw.send(request()[:40])
+    assert await raw.at_eof()  # --open-timeout drops it.
+    await raw.aclose()
+
+
+async def abuse_reset_after_handshake(port: int) -> None:
+    (await Raw.open(port)).reset()
+
+
+async def abuse_reset_mid_frame(port: int) -> None:
+    raw = await Raw.open(port)
+    raw.send(frame(0x1, b"x" * 1000)[:500])
+    await raw.writer.drain()
+    raw.reset()
+
+
+async def abuse_ping_flood_unread(port: int) -> None:
+    raw = await Raw.connect(port, rcvbuf=4096)
+    raw.send(request())
+    assert (await raw.response())[0] == 101
+    raw.send(frame(0x9, b"p" * 125) * 16000)  # 2 MB of pings; no pong is read.
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(1):
+            await raw.writer.drain()
+    raw.reset()
+
+
+async def abuse_message_flood(port: int) -> None:
+    raw = await Raw.open(port)
+    raw.send(b"".join(frame(0x1, b"spam") for _ in range(5000)))
+    assert (await raw.close_code())[0] == 1008
+    raw.reset()
+
+
+async def abuse_50_megabytes(port: int) -> None:
+    raw = await Raw.open(port)
+    raw.send(frame(0x1, b"", length=50 * 2**20) + b"x" * 65536)
+    assert (await raw.close_code())[0] == 1009
+    raw.reset()
+
+
+async def abuse_invalid_utf8(port: int) -> None:
+    raw = await Raw.open(port)
+    raw.send(frame(0x1, b"\xff\xfe"))
+    assert (await raw.close_code())[0] == 1007
+    raw.reset()
+
+
+async def abuse_unmasked_frame(port: int) -> None:
+    raw = await Raw.open(port)
+    raw.send(frame(0x1, b"hi", mask=False))
+    assert (await raw.close_code())[0] == 1002
+    raw.reset()
+
+
+async def abuse_fragment_flood(port: int) -> None:
+    raw = await Raw.open(port)
+    fragments = [frame(0x1, b"x", fin=False)] + [frame(0, b"x", fin=False)] * 5000
+    raw.send(b"".join(fragments))
+    assert (await raw.close_code())[0] == 1009
+    raw.reset()
+
+
+async def abuse_binary(port: int) -> None:
+    raw = await Raw.open(port)
+    raw.send(frame(0x2, b"\x00\x01"))
+    assert (await raw.read_frame()).opcode in (0x2, 0x8)  # Echoed, or 1003.
+    raw.reset()
+
+
+async def abuse_bad_close_code(port: int) -> None:
+    raw = await Raw.open(port)
+    raw.send(frame(0x8, b"\x03\xe7"))  # 999
+    assert (await raw.close_code())[0] == 1002
+    raw.reset()
+
+
+ABUSES = [
+    abuse_garbage,
+    abuse_plain_get,
+    abuse_missing_key,
+    abuse_two_upgrade_headers,
+    abuse_two_name_headers,
+    abuse_half_handshake,
+    abuse_reset_after_handshake,
+    abuse_reset_mid_frame,
+    ping_flood_and_vanish,
+    abuse_ping_flood_unread,
+    abuse_message_flood,
+    abuse_50_megabytes,
+    abuse_invalid_utf8,
+    abuse_unmasked_frame,
+    abuse_fragment_flood,
+    abuse_binary,
+    abuse_bad_close_code,
+]
+
+
+@pytest.mark.parametrize("kind", ["echo", "broadcast"])
+async def test_abuse_keeps_the_terminal_readable(kind: str) -> None:
+    """17 abusive inputs: the server serves on, no traceback, under 200 lines."""
+    server = await ServerProcess.start(kind, "--port", "0", "--open-timeout", "1")
+    try:
+        async with wsteach.crowd(server.url, "watcher", "other") as (watcher, other):
+            for abuse in ABUSES:
+                await abuse(server.port)
+                await other.send(abuse.__name__)
+                expected = abuse.__name__ if kind == "echo" else "Someone said: "
+                got = await (other if kind == "echo" else watcher).recv()
+                assert got.startswith(expected), (abuse.__name__, got)
+        await server.quiet()
+    finally:
+        assert await server.stop() == 0
+    text = "\n".join(server.lines)
+    assert "Traceback" not in text and "ERROR" not in text, text
+    assert "socket.send() raised exception" not in text, text
+    assert len(server.lines) < 200, text
+    print(f"\n{kind}: {len(server.lines)} lines\n{text}")
+
+
+def test_students_addresses_skip_loopback_and_repeats() -> None:
+    """Loopback addresses are for this machine only; each address is said once."""
+    v4 = socket.create_server(("0.0.0.0", 0))
+    local6 = socket.create_server(("::1", 0), family=socket.AF_INET6)
+    loop4 = socket.create_server(("127.0.0.2", 0))
+    with v4, local6, loop4:
+        assert cli.students_addresses([v4, v4]) == [cli.lan_address()]
+        assert cli.students_addresses([local6, loop4]) == []
+
+
+async def test_loopback_host_says_only_this_machine_can_connect() -> None:
+    """--host 127.0.0.2 (loopback, not localhost) says nobody else can connect."""
+    server = await ServerProcess.start("echo", "--host", "127.0.0.2", "--port", "0")
+    try:
+        text = "\n".join(server.lines)
+        assert "only this machine can connect" in text
+        assert "students use" not in text
+    finally:
+        assert await server.stop() == 0
+
+
+def test_empty_host_listens_on_one_dual_stack_socket() -> None:
+    """--host '' makes one socket, IPv4 and IPv6, so --port 0 gives one port."""
+    sock = cli.listening_socket("", 0)
+    with sock:
+        assert sock.family == socket.AF_INET6
+        assert not sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+    assert cli.listening_socket("0.0.0.0", 0) is None

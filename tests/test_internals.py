@@ -16,6 +16,7 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosedError
 from websockets.frames import Frame, Opcode
+from websockets.protocol import Protocol
 
 from wsteach import internals
 
@@ -275,3 +276,50 @@ def test_close_code_name() -> None:
     assert internals.close_code_name(1008) == "policy violation"
     assert internals.close_code_name(1000) == "normal closure"
     assert internals.close_code_name(4000) is None
+
+
+async def test_write_pending_half_closes_and_logs_it() -> None:
+    """At the end of the closing handshake, write_pending half-closes the TCP stream."""
+    records = Records()
+    logger = logging.Logger("test.internals")
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(records)
+
+    class Replaced(ServerConnection):
+        def send_data(self) -> None:
+            internals.write_pending(self)
+
+    async with serve(
+        echo, "127.0.0.1", 0, logger=logger, create_connection=Replaced
+    ) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with connect(f"ws://127.0.0.1:{port}") as client:
+            await client.ping()
+        await client.wait_closed()
+    assert client.close_code == 1000
+    assert "x half-closing TCP connection" in [r.msg for r in records.records], broken(
+        "the end-of-stream marker of Protocol.data_to_send", "write_pending"
+    )
+
+
+async def test_protocol_and_server_of() -> None:
+    """A server connection reaches its sans-I/O protocol and its Server."""
+    seen: list[ServerConnection] = []
+
+    async def handler(websocket: ServerConnection) -> None:
+        seen.append(websocket)
+        await websocket.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with connect(f"ws://127.0.0.1:{port}") as client:
+            await client.ping()
+            (connection,) = seen
+            assert internals.server_of(connection) is server, broken(
+                "ServerConnection.server", "server_of"
+            )
+            sans_io = internals.protocol(connection)
+            assert isinstance(sans_io, Protocol), broken(
+                "Connection.protocol", "protocol"
+            )
+            assert sans_io.state is connection.state

@@ -11,8 +11,10 @@ from rawws import Raw, request
 from websockets.asyncio.server import ServerConnection
 
 import wsteach
+from wsteach.clients import client_name
+from wsteach.internals import transport
 from wsteach.limits import NO_LIMITS, Limits
-from wsteach.servers import Room, echo
+from wsteach.servers import Room, classroom_echo, echo, how_closed
 
 
 async def test_echo_sends_text_and_binary_back() -> None:
@@ -142,3 +144,65 @@ async def test_crashing_handler_is_logged_once_and_closed_with_1011(
     assert len(failures) == 1
     assert failures[0].exc_info[0] is RuntimeError
     assert len([r for r in caplog.records if r.levelno >= logging.ERROR]) == 1
+
+
+class BrokenCloseRoom(Room):
+    """A room whose slow-reader close has a bug."""
+
+    async def _close_slow(self, client: ServerConnection, reason: str) -> None:
+        await super()._close_slow(client, reason)
+        raise RuntimeError("a bug while closing a slow reader")
+
+
+async def test_closing_a_slow_reader_is_awaited_by_its_handler(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The task closing a slow reader is awaited: its error is logged, not lost."""
+    room = BrokenCloseRoom(limits=Limits(max_queued=1000, close_timeout=0.2, rate=None))
+    caplog.set_level(logging.ERROR)
+    async with (
+        wsteach.start(room.handler, port=0, trace=False) as running,
+        wsteach.connect(running.url, name="alice") as alice,
+    ):
+        slow = await Raw.connect(running.port, rcvbuf=4096)
+        slow.send(request())
+        assert (await slow.response())[0] == 101
+        (slow_side,) = [c for c in room.connected if client_name(c.request) is None]
+        transport(slow_side).get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_SNDBUF, 4096
+        )
+        for _ in range(10):
+            await alice.send("x" * 20000)
+        await asyncio.wait_for(slow_side.wait_closed(), 2)
+        async with asyncio.timeout(2):
+            while len(running.server.handler_tasks) > 1:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        slow.reset()
+    failures = [
+        r for r in caplog.records if r.getMessage() == "connection handler failed"
+    ]
+    assert [f.exc_info[1].args[0] for f in failures] == [
+        "a bug while closing a slow reader"
+    ]
+    assert room._closing == {}
+
+
+async def test_how_closed_while_open_says_closing() -> None:
+    """how_closed on a connection that isn't closed yet says "closing"."""
+
+    async def handler(websocket: ServerConnection) -> None:
+        await websocket.send(how_closed(websocket))
+
+    async with (
+        wsteach.start(handler, port=0, trace=False) as running,
+        wsteach.connect(running.url) as client,
+    ):
+        assert await client.recv() == "closing"
+
+
+def test_classroom_echo_is_echo_with_the_limits() -> None:
+    """classroom_echo is echo itself, given the limits when the rate is on."""
+    limits = Limits(rate=5)
+    handler = classroom_echo(limits)
+    assert handler.func is echo and handler.keywords == {"limits": limits}
+    assert classroom_echo(NO_LIMITS) is echo

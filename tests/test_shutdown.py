@@ -23,7 +23,7 @@ async def test_signal_closes_every_client_with_1001(signum: int) -> None:
         assert await clients[1].recv() == "Someone said: hello"
         loop = asyncio.get_running_loop()
         signalled = loop.time()
-        server.process.send_signal(signum)
+        server.send_signal(signum)
 
         async def closed_with(client) -> int | None:
             try:

@@ -6,7 +6,12 @@ code 1001 (going away) and exits with status 0.
 
 The server enforces classroom limits (see :mod:`wsteach.limits`); flags change
 them. It listens on localhost unless ``--host`` says otherwise; then it prints
-the address students should use and the limits in force.
+the addresses students can really use and the limits in force.
+
+This module only turns flags into :class:`~wsteach.limits.Limits` and options,
+and runs a handler from :mod:`wsteach.servers` with websockets' own
+:func:`~websockets.asyncio.server.serve`. Each group of flags has its own
+``add_*_flags`` function, so a new group is one more function.
 
 For an interactive client, use the one websockets ships:
 ``python -m websockets ws://localhost:7890``.
@@ -16,74 +21,138 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import errno
+import functools
+import ipaddress
+import math
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, NoReturn
 
-from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosedError
-from websockets.frames import CloseCode
-from websockets.protocol import State
+from websockets.asyncio.server import Server, serve
 
-from .internals import close_frames
-from .limits import Limits, RateLimit
-from .notebook import Handler, PortInUseError, start
-from .pubsub import DEFAULT_CHANNEL, RedisRoom, RedisRoomError
-from .servers import Room, echo
-from .trace import NAME_HEADER
+from .limits import Limits
+from .servers import Handler, Room, announce, classroom_echo
 
 __all__ = ["main"]
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
-ANY_HOSTS = ("0.0.0.0", "::", "")
+ANY_IPV4 = "0.0.0.0"
+ANY_IPV6 = "::"
+
+# Largest values the flags accept: past them a value is surely a typo, and
+# some (a timeout of 1e300 seconds) would overflow asyncio's clock.
+MAX_COUNT = 1_000_000
+MAX_BYTES = 2**31
+MAX_RATE = 1_000_000.0
+MAX_SECONDS = 86_400.0
 
 
-def _positive_or_off(text: str) -> float | None:
-    """Parse a number where 0 means "no limit"."""
-    value = float(text)
+class CannotStart(Exception):
+    """The server can't start, for a reason that one line explains (its text)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, with where to read more."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _number(text: str, *, whole: bool, most: float, unit: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    if whole and value != int(value):
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text}")
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 (off) or more, got {text}")
-    return value or None
+    if value > most:
+        raise argparse.ArgumentTypeError(
+            f"must be at most {most:g} {unit}, got {text}".rstrip()
+        )
+    return value
 
 
-def _count_or_off(text: str) -> int | None:
-    value = _positive_or_off(text)
-    if value is not None and value != int(value):
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text}")
-    return None if value is None else int(value)
+def count_or_off(
+    most: float = MAX_COUNT, unit: str = ""
+) -> Callable[[str], int | None]:
+    """A flag type: a whole number, where 0 means "no limit"."""
+
+    def parse(text: str) -> int | None:
+        return int(_number(text, whole=True, most=most, unit=unit)) or None
+
+    return parse
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    defaults = Limits()
-    parser = argparse.ArgumentParser(
-        prog="wsteach",
-        description="Run the kit's finished WebSocket servers.",
-        epilog="Interactive client: python -m websockets ws://localhost:7890",
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser(
-        "serve",
-        help="run the echo server or the broadcast room",
-        description="Run the echo server or the broadcast room, with classroom "
-        "limits. A limit set to 0 is off.",
-    )
-    serve.add_argument(
+def number_or_off(most: float, unit: str = "") -> Callable[[str], float | None]:
+    """A flag type: a number, where 0 means "no limit"."""
+
+    def parse(text: str) -> float | None:
+        return _number(text, whole=False, most=most, unit=unit) or None
+
+    return parse
+
+
+def burst(text: str) -> int:
+    """The --burst type: a whole number of messages, at least 1."""
+    value = int(_number(text, whole=True, most=MAX_COUNT, unit="messages"))
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"must be at least 1 (messages allowed at once), got {text}; "
+            "to turn the rate limit off, use --rate 0"
+        )
+    return value
+
+
+def port(text: str) -> int:
+    """The --port type: 0 (any free port) to 65535."""
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(
+            f"must be a port number from 1 to 65535, or 0 for any free port, got {text}"
+        )
+    return int(text)
+
+
+def add_server_flags(serve_parser: argparse.ArgumentParser) -> None:
+    """Which server, where it listens, and who may connect."""
+    serve_parser.add_argument(
         "server", choices=["echo", "broadcast"], help="which server to run"
     )
-    serve.add_argument(
+    serve_parser.add_argument(
         "--host",
         default="localhost",
         help="interface to listen on (default: localhost, this machine only; "
-        "0.0.0.0 lets other machines connect)",
+        "0.0.0.0 lets other machines connect over IPv4, :: over IPv6 and, "
+        "where the system allows, IPv4 too)",
     )
-    serve.add_argument(
-        "--port", type=int, default=7890, help="TCP port (default: 7890; 0: any free)"
+    serve_parser.add_argument(
+        "--port", type=port, default=7890, help="TCP port (default: 7890; 0: any free)"
     )
-    serve.add_argument(
+    serve_parser.add_argument(
         "--web", action="store_true", help="also serve the chat page on the same port"
     )
-    shared = serve.add_argument_group("one room across processes (broadcast only)")
+    serve_parser.add_argument(
+        "--origin",
+        action="append",
+        metavar="URL",
+        help="accept browsers only from this page's origin, e.g. "
+        "http://192.168.1.10:7890 (repeat for several); clients that send no "
+        "Origin, such as scripts, are still accepted (default: any origin)",
+    )
+
+
+def add_redis_flags(serve_parser: argparse.ArgumentParser) -> None:
+    """--redis and --channel: one room across processes (:mod:`wsteach.pubsub`)."""
+    shared = serve_parser.add_argument_group(
+        "one room across processes (broadcast only)"
+    )
     shared.add_argument(
         "--redis",
         metavar="URL",
@@ -92,27 +161,34 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     shared.add_argument(
         "--channel",
-        default=DEFAULT_CHANNEL,
-        help=f"the Redis channel: one room per channel (default: {DEFAULT_CHANNEL})",
+        default="wsteach",
+        help="the Redis channel: one room per channel (default: wsteach)",
     )
-    limits = serve.add_argument_group("classroom limits")
+
+
+def add_limit_flags(serve_parser: argparse.ArgumentParser) -> None:
+    """The classroom limits; each one's 0 turns it off, except --burst."""
+    defaults = Limits()
+    limits = serve_parser.add_argument_group(
+        "classroom limits", "A limit set to 0 is off (except --burst)."
+    )
     limits.add_argument(
         "--max-clients",
-        type=_count_or_off,
+        type=count_or_off(unit="clients"),
         default=defaults.max_clients,
         metavar="N",
         help=f"clients at once; more get HTTP 503 (default: {defaults.max_clients})",
     )
     limits.add_argument(
         "--max-message",
-        type=_count_or_off,
+        type=count_or_off(MAX_BYTES, "bytes"),
         default=defaults.max_message,
         metavar="BYTES",
         help=f"largest message; bigger closes with 1009 (default: {defaults.max_message})",
     )
     limits.add_argument(
         "--rate",
-        type=_positive_or_off,
+        type=number_or_off(MAX_RATE, "messages per second"),
         default=defaults.rate,
         metavar="PER_SECOND",
         help=f"messages per second per client; faster closes with 1008 "
@@ -120,43 +196,59 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     limits.add_argument(
         "--burst",
-        type=_count_or_off,
+        type=burst,
         default=defaults.burst,
         metavar="N",
-        help=f"messages allowed in a quick burst above the rate (default: {defaults.burst})",
+        help="messages a client may send at once before --rate applies; at "
+        f"least 1 (default: {defaults.burst})",
     )
     limits.add_argument(
         "--max-queued",
-        type=_count_or_off,
+        type=count_or_off(MAX_BYTES, "bytes"),
         default=defaults.max_queued,
         metavar="BYTES",
         help="bytes waiting for a slow reader before it is closed with 1008 "
         f"(default: {defaults.max_queued})",
     )
-    limits.add_argument(
-        "--ping-interval",
-        type=_positive_or_off,
-        default=defaults.ping_interval,
-        metavar="SECONDS",
-        help=f"keepalive ping period (default: {defaults.ping_interval:g})",
+    for flag, default, what in (
+        ("--ping-interval", defaults.ping_interval, "keepalive ping period"),
+        (
+            "--ping-timeout",
+            defaults.ping_timeout,
+            "drop a peer that doesn't answer a ping in time",
+        ),
+        (
+            "--open-timeout",
+            defaults.open_timeout,
+            "time to finish the opening handshake",
+        ),
+    ):
+        limits.add_argument(
+            flag,
+            type=number_or_off(MAX_SECONDS, "seconds"),
+            default=default,
+            metavar="SECONDS",
+            help=f"{what} (default: {default:g})",
+        )
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = Parser(
+        prog="wsteach",
+        description="Run the kit's finished WebSocket servers.",
+        epilog="Interactive client: python -m websockets ws://localhost:7890",
     )
-    limits.add_argument(
-        "--ping-timeout",
-        type=_positive_or_off,
-        default=defaults.ping_timeout,
-        metavar="SECONDS",
-        help=f"drop a peer that doesn't answer a ping in time (default: {defaults.ping_timeout:g})",
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser = commands.add_parser(
+        "serve",
+        help="run the echo server or the broadcast room",
+        description="Run the echo server or the broadcast room, with classroom limits.",
     )
-    limits.add_argument(
-        "--open-timeout",
-        type=_positive_or_off,
-        default=defaults.open_timeout,
-        metavar="SECONDS",
-        help=f"time to finish the opening handshake (default: {defaults.open_timeout:g})",
-    )
+    add_server_flags(serve_parser)
+    add_redis_flags(serve_parser)
+    add_limit_flags(serve_parser)
     args = parser.parse_args(argv)
-    if args.redis is not None and args.server != "broadcast":
-        serve.error("--redis works with the broadcast server only")
+    check_args(serve_parser, args)
     return args
 
 
@@ -166,7 +258,7 @@ def limits_from(args: argparse.Namespace) -> Limits:
         max_clients=args.max_clients,
         max_message=args.max_message,
         rate=args.rate,
-        burst=args.burst or 1,
+        burst=args.burst,
         max_queued=args.max_queued,
         ping_interval=args.ping_interval,
         ping_timeout=args.ping_timeout,
@@ -174,169 +266,282 @@ def limits_from(args: argparse.Namespace) -> Limits:
     )
 
 
-def _who(websocket: ServerConnection) -> str:
-    name = websocket.request.headers.get(NAME_HEADER) if websocket.request else None
-    host, port, *_ = websocket.remote_address
-    return f"{name} ({host}:{port})" if name else f"{host}:{port}"
+def serve_options(args: argparse.Namespace, limits: Limits) -> dict[str, Any]:
+    """Build the keyword arguments for websockets' ``serve`` from the flags."""
+    options = limits.serve_options(web=args.web)
+    if args.origin:
+        # None: clients that send no Origin header (scripts, python -m
+        # websockets, notebooks) are not browsers, so no page can abuse them.
+        options["origins"] = [*args.origin, None]
+    return options
 
 
-def _how(websocket: ServerConnection) -> str:
-    """Say who closed a connection, and with which code and reason."""
-    if websocket.state is not State.CLOSED:
-        return "closing"
-    sent, received, received_first = close_frames(websocket)
-    if sent is None and received is None:
-        return "connection lost"
-    if received is not None and (sent is None or received_first):
-        return f"client closed: {received}"
-    reply = "" if received is not None else ", no reply"
-    return f"server closed: {sent}{reply}"
+@contextlib.asynccontextmanager
+async def handler_for(
+    args: argparse.Namespace, limits: Limits
+) -> AsyncIterator[Handler]:
+    """Provide the handler the command line asks for, from :mod:`wsteach.servers`.
 
-
-def announce(handler: Handler) -> Handler:
-    """Wrap ``handler`` to print a line when a client connects and disconnects."""
-    online = 0
-
-    async def announced(websocket: ServerConnection) -> None:
-        nonlocal online
-        who = _who(websocket)
-        online += 1
-        print(f"+ {who} connected · {online} online", flush=True)
-        try:
-            await handler(websocket)
-        finally:
-            online -= 1
-            print(
-                f"- {who} disconnected ({_how(websocket)}) · {online} online",
-                flush=True,
-            )
-
-    announced.__qualname__ = getattr(handler, "__qualname__", "handler")
-    return announced
-
-
-def classroom_echo(limits: Limits) -> Handler:
-    """Make an echo handler with the rate limit: a flood closes with 1008.
-
-    The other limits need no code here: websockets enforces them.
+    An async context, so that a handler that needs setting up and tearing
+    down (a room shared through another service, say) has its place here:
+    the server is closed before the context exits.
     """
-    if limits.rate is None:
-        return echo
+    if args.server == "echo":
+        yield classroom_echo(limits)
+    elif args.redis is not None:
+        # Imported here: redis-py is loaded only by the processes that use it.
+        from .pubsub import RedisRoom, RedisRoomError
 
-    async def echo_with_rate_limit(websocket: ServerConnection) -> None:
-        loop = asyncio.get_running_loop()
-        rate_limit = RateLimit(limits.rate, limits.burst, loop.time())
+        say = functools.partial(print, flush=True)
         try:
-            async for message in websocket:
-                if not rate_limit.allow(loop.time()):
-                    await websocket.close(
-                        CloseCode.POLICY_VIOLATION, rate_limit.reason()
-                    )
-                    break
-                await websocket.send(message)
-        except ConnectionClosedError:
-            pass  # The client vanished or broke the protocol; it is closed.
-
-    echo_with_rate_limit.__qualname__ = "echo"
-    return echo_with_rate_limit
+            room = RedisRoom(args.redis, channel=args.channel, limits=limits, say=say)
+            await room.start()
+        except RedisRoomError as exc:
+            raise CannotStart(str(exc)) from None
+        try:
+            yield room.handler
+        finally:
+            await room.close()
+    else:
+        yield Room(limits=limits).handler
 
 
-def lan_address() -> str:
+def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse combinations of flags that make no sense, in one line each."""
+    if args.redis is not None and args.server != "broadcast":
+        parser.error("--redis works with the broadcast server only")
+    if args.origin and not all(
+        o.startswith(("http://", "https://")) for o in args.origin
+    ):
+        parser.error(
+            "argument --origin: must be a page's address such as "
+            "http://192.168.1.10:7890"
+        )
+
+
+def lan_address(family: socket.AddressFamily = socket.AF_INET) -> str | None:
     """Guess this machine's address on the local network, for students' URLs.
 
     Connecting a UDP socket sends nothing; it only asks the system which
-    interface would carry traffic out, and that interface's address.
+    interface would carry traffic out, and that interface's address. None when
+    no interface would (no network, or no IPv6 route).
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+    target = ("192.0.2.1", 9) if family is socket.AF_INET else ("2001:db8::1", 9)
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
         try:
-            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: never routed for real.
-            return probe.getsockname()[0]
-        except OSError:
-            return socket.gethostname()
+            probe.connect(target)  # Documentation addresses: never routed for real.
+        except OSError:  # pragma: no cover - only on a machine with no such route
+            return None
+        return probe.getsockname()[0]
 
 
-async def serve(args: argparse.Namespace) -> None:
-    """Serve until SIGINT or SIGTERM, then close every client with 1001."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+def listening_socket(host: str, port: int) -> socket.socket | None:
+    """Make the socket for "any interface" hosts; None lets websockets bind.
 
-    limits = limits_from(args)
-    room: RedisRoom | None = None
-    if args.server == "echo":
-        handler = classroom_echo(limits)
-    elif args.redis is None:
-        handler = Room(limits=limits).handler
-    else:
-        room = RedisRoom(
-            args.redis,
-            channel=args.channel,
-            limits=limits,
-            say=lambda line: print(line, flush=True),
-        )
-        await room.start()
-        handler = room.handler
+    ``::`` (and the empty host) listen on IPv6 and, where the system allows
+    it, IPv4 in the same socket, so one port serves both. asyncio alone would
+    make ``::`` IPv6-only, and the empty host two sockets, with two different
+    ports for ``--port 0``.
+    """
+    if host not in (ANY_IPV6, ""):
+        return None
+    if not socket.has_dualstack_ipv6():  # pragma: no cover - all systems here can
+        return _single_stack_socket(host, port)
+    return socket.create_server(
+        ("::", port), family=socket.AF_INET6, dualstack_ipv6=True, backlog=100
+    )
+
+
+def _single_stack_socket(host: str, port: int) -> socket.socket:  # pragma: no cover
+    """Where one socket can't serve IPv4 and IPv6: "" is IPv4, "::" IPv6 only."""
+    if host == "":
+        return socket.create_server((ANY_IPV4, port), backlog=100)
+    return socket.create_server(("::", port), family=socket.AF_INET6, backlog=100)
+
+
+def students_addresses(sockets: Sequence[socket.socket]) -> list[str]:
+    """The hosts other machines can use to reach these listening sockets."""
+    hosts: list[str] = []
+    for sock in sockets:
+        bound = sock.getsockname()[0]
+        if sock.family == socket.AF_INET6:
+            dual = not sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+            if bound == "::":
+                found = [lan_address(socket.AF_INET6)]
+                if dual:
+                    found.insert(0, lan_address(socket.AF_INET))
+            else:
+                found = [bound]
+        else:
+            found = [lan_address(socket.AF_INET) if bound == ANY_IPV4 else bound]
+        for host in found:
+            if host is None or ipaddress.ip_address(host.split("%")[0]).is_loopback:
+                continue
+            shown = f"[{host}]" if ":" in host else host
+            if shown not in hosts:
+                hosts.append(shown)
+    return hosts
+
+
+def local_url(host: str, port: int) -> str:
+    """The URL this machine uses: localhost names stay, "any" hosts become localhost."""
+    if host in (ANY_IPV4, ANY_IPV6, ""):
+        host = "localhost"
+    shown = f"[{host}]" if ":" in host else host
+    return f"ws://{shown}:{port}"
+
+
+def cap_segment_size(server: Server, size: int = 1448) -> None:
+    """Ask clients to send TCP segments of at most ``size`` bytes, as Ethernet does.
+
+    The listening sockets advertise this maximum segment size to every client
+    that connects. On a real network it changes nothing; on loopback (65 kB
+    segments) a client's system would otherwise buffer megabytes for a server
+    that stopped reading, and a flooding client would take many seconds to
+    notice it is being closed (see :meth:`wsteach.limits.ClassroomConnection.close_for_limit`).
+    """
+    option = getattr(socket, "TCP_MAXSEG", None)
+    if option is None:  # pragma: no cover - Windows has no TCP_MAXSEG
+        return
+    for sock in server.sockets:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, option, size)
+
+
+async def open_server(
+    handler: Handler, host: str, port: int, options: dict[str, Any]
+) -> tuple[Server, str]:
+    """Listen on ``host:port``; return the server and the host it listens on.
+
+    localhost gets one port (IPv4 only for port 0, or when the machine has no
+    IPv6); "any" hosts are dual-stack where the system allows.
+    """
+    sock = listening_socket(host, port)
+    if sock is not None:
+        return await serve(handler, sock=sock, **options), host
+    if host == "localhost" and port == 0:
+        # localhost is two interfaces (127.0.0.1 and ::1); port 0 would give
+        # each a different free port. Pick one interface, one port.
+        host = "127.0.0.1"
     try:
-        running = await start(
-            announce(handler),
-            host=args.host,
-            port=args.port,
-            trace=False,
-            **limits.serve_options(web=args.web),
-        )
-    except BaseException:
-        if room is not None:
-            await room.close()
-        raise
-    print(f"wsteach {args.server} server listening on {running.url}", flush=True)
+        return await serve(handler, host, port, **options), host
+    except OSError as exc:
+        if exc.errno != errno.EADDRNOTAVAIL or host != "localhost":
+            raise
+    # No IPv6 on this machine (common in containers): IPv4 only.
+    return (  # pragma: no cover - only on a machine without IPv6
+        await serve(handler, "127.0.0.1", port, **options),
+        "127.0.0.1",
+    )
+
+
+def stop_on_signals(stop: Callable[[], None]) -> Callable[[], None]:
+    """Call ``stop`` on SIGINT (Ctrl+C) and SIGTERM; return how to undo it.
+
+    Where the event loop has no signal handlers (Windows), Python's own
+    :func:`signal.signal` does the job: the handler runs between bytecodes
+    and hands ``stop`` to the loop thread-safely.
+    """
+    loop = asyncio.get_running_loop()
+    signums = [signal.SIGINT, signal.SIGTERM]
+    try:
+        for signum in signums:
+            loop.add_signal_handler(signum, stop)
+    except NotImplementedError:
+        previous = {signum: signal.getsignal(signum) for signum in signums}
+        for signum in signums:
+            signal.signal(signum, lambda *_: loop.call_soon_threadsafe(stop))
+
+        def undo_fallback() -> None:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+        return undo_fallback
+
+    def undo() -> None:
+        for signum in signums:
+            loop.remove_signal_handler(signum)
+
+    return undo
+
+
+async def run(args: argparse.Namespace) -> None:
+    """Serve until SIGINT or SIGTERM, then close every client with 1001."""
+    stop = asyncio.Event()
+    undo = stop_on_signals(stop.set)
+    limits = limits_from(args)
+    try:
+        async with handler_for(args, limits) as handler:
+            await serve_until_stopped(args, limits, handler, stop)
+    finally:
+        undo()
+
+
+async def serve_until_stopped(
+    args: argparse.Namespace, limits: Limits, handler: Handler, stop: asyncio.Event
+) -> None:
+    """Listen, say where, serve until ``stop`` is set, then close every client."""
+    server, host = await open_server(
+        announce(handler),
+        args.host,
+        args.port,
+        serve_options(args, limits),
+    )
+    cap_segment_size(server)
+    port = server.sockets[0].getsockname()[1]
+    url = local_url(host, port)
+    print(f"wsteach {args.server} server listening on {url}", flush=True)
     if args.web:
-        print(f"chat page: {running.url.replace('ws://', 'http://')}/", flush=True)
+        print(f"chat page: {url.replace('ws://', 'http://')}/", flush=True)
     if args.host not in LOCAL_HOSTS:
-        host = lan_address() if args.host in ANY_HOSTS else args.host
-        host = f"[{host}]" if ":" in host else host
-        print(
-            f"other machines can connect: students use ws://{host}:{running.port}",
-            flush=True,
-        )
-        if args.web:
-            print(f"students' chat page: http://{host}:{running.port}/", flush=True)
+        announce_students(server, port, web=args.web)
         print(limits.describe(), flush=True)
     print("press Ctrl+C to stop", flush=True)
     try:
         await stop.wait()
     finally:
-        count = len(running.connections)
+        count = len(server.connections)
         print(
             f"stopping: closing {count} connection(s) with 1001 (going away)",
             flush=True,
         )
-        await running.stop()
-        if room is not None:
-            await room.close()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
+        server.close()
+        await server.wait_closed()
+
+
+def announce_students(server: Server, port: int, *, web: bool) -> None:
+    """Print the URLs other machines can use, or say that none can."""
+    hosts = students_addresses(server.sockets)
+    if not hosts:
+        print("no network address found: only this machine can connect", flush=True)
+        return
+    urls = " or ".join(f"ws://{host}:{port}" for host in hosts)
+    print(f"other machines can connect: students use {urls}", flush=True)
+    if web:
+        pages = " or ".join(f"http://{host}:{port}/" for host in hosts)
+        print(f"students' chat page: {pages}", flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = parse_args(argv)
     try:
-        asyncio.run(serve(args))
-    except PortInUseError:
-        print(
-            f"wsteach: port {args.port} is already in use by another program; "
-            f"stop it, or choose another port with --port {args.port + 1}",
-            file=sys.stderr,
-        )
-        return 1
-    except RedisRoomError as exc:
+        asyncio.run(run(args))
+    except CannotStart as exc:
         print(f"wsteach: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
-        print(
-            f"wsteach: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
-            file=sys.stderr,
-        )
+        if exc.errno == errno.EADDRINUSE:
+            print(
+                f"wsteach: port {args.port} is already in use by another program; "
+                f"stop it, or choose another port with --port {args.port + 1}",
+                file=sys.stderr,
+            )
+        else:
+            print(
+                f"wsteach: cannot listen on {args.host}:{args.port}: "
+                f"{exc.strerror or exc}",
+                file=sys.stderr,
+            )
         return 1
     return 0

@@ -24,9 +24,10 @@ from enum import Enum
 from typing import Any
 
 from websockets.asyncio.connection import Connection
-from websockets.asyncio.server import Server
+from websockets.asyncio.server import Server, ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Close, CloseCode
+from websockets.protocol import Protocol
 
 __all__ = [
     "CHECKED_WITH",
@@ -39,7 +40,9 @@ __all__ = [
     "handler_tasks",
     "hook_queue_flow_control",
     "log_connection",
+    "protocol",
     "queue_paused",
+    "server_of",
     "transport",
     "write_pending",
 ]
@@ -89,6 +92,20 @@ def transport(connection: Connection) -> asyncio.Transport:
     return connection.transport
 
 
+def protocol(connection: Connection) -> Protocol:
+    """Return the sans-I/O protocol under a connection (``Connection.protocol``).
+
+    The protocol's own API is documented (``send_close``, ``data_to_send``,
+    ``close_exc``…); how to reach it from an asyncio connection is not.
+    """
+    return connection.protocol
+
+
+def server_of(connection: ServerConnection) -> Server:
+    """Return the :class:`Server` a server connection belongs to (``.server``)."""
+    return connection.server
+
+
 def queue_paused(connection: Connection) -> bool:
     """Whether websockets stopped reading because ``max_queue`` messages wait.
 
@@ -128,7 +145,7 @@ def write_pending(connection: Connection) -> None:
 
     An empty chunk from ``data_to_send()`` means "end of stream": half-close.
     """
-    chunks = connection.protocol.data_to_send()
+    chunks = protocol(connection).data_to_send()
     sink = connection.transport
     if not chunks or sink.is_closing():
         return
@@ -155,11 +172,11 @@ def close_frames(connection: Connection) -> tuple[Close | None, Close | None, bo
     ``close_sent``, ``close_rcvd`` and ``close_rcvd_then_sent``: None for a frame
     that never went or came (the TCP connection was lost first).
     """
-    protocol = connection.protocol
+    sans_io = protocol(connection)
     return (
-        protocol.close_sent,
-        protocol.close_rcvd,
-        bool(protocol.close_rcvd_then_sent),
+        sans_io.close_sent,
+        sans_io.close_rcvd,
+        bool(sans_io.close_rcvd_then_sent),
     )
 
 
@@ -170,7 +187,7 @@ def close_exc(connection: Connection) -> ConnectionClosed:
     through ``Connection.protocol`` is not. Only meaningful once the state is
     CLOSED.
     """
-    return connection.protocol.close_exc
+    return protocol(connection).close_exc
 
 
 def close_code_name(code: int) -> str | None:

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from http import HTTPStatus
@@ -36,6 +38,7 @@ from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from . import internals
 from .internals import hook_queue_flow_control
@@ -88,12 +91,28 @@ class Limits:
     close_timeout: float | None = 2.0
 
     def __post_init__(self) -> None:
-        for name in ("max_clients", "max_message", "rate", "max_queued"):
+        for name in ("max_clients", "max_message", "max_queued"):
             value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ValueError(f"{name} must be positive or None, got {value}")
-        if self.burst < 1:
-            raise ValueError(f"burst must be at least 1, got {self.burst}")
+            if value is not None and (not isinstance(value, int) or value <= 0):
+                raise ValueError(
+                    f"{name} must be a positive whole number or None, got {value!r}"
+                )
+        for name in (
+            "rate",
+            "ping_interval",
+            "ping_timeout",
+            "open_timeout",
+            "close_timeout",
+        ):
+            value = getattr(self, name)
+            if value is not None and not (0 < value < math.inf):
+                raise ValueError(
+                    f"{name} must be a positive finite number or None, got {value!r}"
+                )
+        if not isinstance(self.burst, int) or self.burst < 1:
+            raise ValueError(
+                f"burst must be a whole number, at least 1, got {self.burst!r}"
+            )
 
     def replace(self, **changes: Any) -> Limits:
         """Return a copy with some limits changed."""
@@ -232,7 +251,7 @@ def _refuse_when_full(
     # websockets counts a connection from the moment it answers its handshake,
     # with no await between this check and that moment, so two clients
     # arriving together cannot both take the last place.
-    if len(connection.server.connections) >= max_clients:
+    if len(internals.server_of(connection).connections) >= max_clients:
         return connection.respond(
             HTTPStatus.SERVICE_UNAVAILABLE,
             f"the server is full: {max_clients} clients are connected, "
@@ -244,7 +263,7 @@ def _refuse_when_full(
 class ClassroomConnection(ServerConnection):
     """A server connection that one misbehaving client cannot use against the room.
 
-    Four changes to :class:`~websockets.asyncio.server.ServerConnection`:
+    Five changes to :class:`~websockets.asyncio.server.ServerConnection`:
 
     * websockets answers each ping with a pong as soon as it reads it, without
       backpressure, so a client that sends pings and never reads the pongs
@@ -259,6 +278,9 @@ class ClassroomConnection(ServerConnection):
       reads what the server sends; once the server stops reading, its writes
       block, it reads, and it learns the close code and reason instead of
       seeing the connection reset (1006).
+    * The socket's receive buffer is fixed at :attr:`receive_buffer` bytes
+      (the system would grow it to megabytes), so that a flooder's writes
+      block soon after the server stops reading.
     * Outgoing frames are written in one write, and nothing is written once
       the TCP connection is lost (see
       :func:`wsteach.internals.write_pending`): a client that sends 5000 pings
@@ -270,7 +292,13 @@ class ClassroomConnection(ServerConnection):
       TCP connection is dropped.
     """
 
+    receive_buffer = 64 * KiB
+    """The socket's receive buffer, fixed: what a flooder can send unread."""
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None and self.receive_buffer is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.receive_buffer)
         super().connection_made(transport)
         # Why reading is paused; the network is read only when this is empty.
         self.reading_held: set[str] = set()
@@ -295,9 +323,6 @@ class ClassroomConnection(ServerConnection):
         super().resume_writing()
         self._release("writing")
 
-    def send_data(self) -> None:
-        internals.write_pending(self)
-
     async def close(self, code: int = 1000, reason: str = "") -> None:
         try:
             async with asyncio.timeout(self.close_timeout):
@@ -306,26 +331,76 @@ class ClassroomConnection(ServerConnection):
             internals.transport(self).abort()
             await self.wait_closed()
 
+    def send_data(self) -> None:
+        internals.write_pending(self)
+
     async def close_for_limit(self, code: int, reason: str) -> None:
         """Close a client that went over a limit, so that it can read why.
 
-        Reading stops for good first: the client's writes then block, which
-        makes even a client that only sends read the close frame. Its reply is
-        never read, so the TCP connection is dropped after ``close_timeout``.
+        Reading stops, then the close frame goes out. A client that is still
+        sending fills the socket's receive buffer; its writes then block,
+        which makes even a client in a tight ``await ws.send(...)`` loop read
+        the close frame. After ``close_timeout`` the TCP connection is
+        dropped, as websockets does when no close reply came, and the client's
+        blocked ``send`` raises
+        :exc:`~websockets.exceptions.ConnectionClosedError` with this code and
+        reason. A client that isn't flooding leaves the buffer nearly empty:
+        reading resumes, and the closing handshake ends as usual.
+
+        Reading never resumes while the buffer is full: the flooder's buffered
+        writes would then drain after its transport closed, which makes
+        asyncio's ``abort()`` raise ``AttributeError`` in the client.
         """
+        if self.state is not State.OPEN:
+            await self.close(code, reason)
+            return
         self._hold("closing")
-        await self.close(code, reason)
+        watch = asyncio.create_task(self._resume_unless_flooding())
+        try:
+            await self.close(code, reason)
+        finally:
+            watch.cancel()
+
+    async def _resume_unless_flooding(self, every: float = 0.05) -> None:
+        """Resume reading once the unread data stops growing, well below full."""
+        most = self.receive_buffer or MiB
+        previous = -1
+        while "closing" in self.reading_held:
+            await asyncio.sleep(every)
+            queued = unread_bytes(internals.transport(self), most)
+            if queued == previous and queued < most // 2:
+                # The handler reads no more messages: a full queue of them
+                # must not keep the close reply unread.
+                self.reading_held.discard("queue")
+                self._release("closing")
+            previous = queued
+
+
+def unread_bytes(transport: asyncio.BaseTransport, most: int) -> int:
+    """Count the bytes (up to ``most``) the system holds unread for a TCP transport.
+
+    It peeks (``MSG_PEEK``) through a duplicate of the socket: nothing is
+    consumed, and asyncio's own socket object is left alone.
+    """
+    sock = transport.get_extra_info("socket")
+    try:
+        with sock.dup() as peek:  # socket.dup works on Windows too.
+            peek.setblocking(False)
+            return len(peek.recv(most, socket.MSG_PEEK))
+    except OSError:
+        # Nothing to read (BlockingIOError), or the peer reset the connection:
+        # either way reading again lets asyncio find out.
+        return 0
 
 
 async def close_for_limit(websocket: ServerConnection, code: int, reason: str) -> None:
     """Close ``websocket`` with ``code`` and ``reason``, so that a flooder reads them.
 
     A :class:`ClassroomConnection` stops reading first (see
-    :meth:`ClassroomConnection.close_for_limit`); any other connection stops
-    reading too, through its transport, then closes as websockets does.
+    :meth:`ClassroomConnection.close_for_limit`); any other connection closes
+    as websockets does, and a client that only sends may see 1006 instead.
     """
     if isinstance(websocket, ClassroomConnection):
         await websocket.close_for_limit(code, reason)
-        return
-    internals.transport(websocket).pause_reading()
-    await websocket.close(code, reason)
+    else:
+        await websocket.close(code, reason)
