@@ -96,6 +96,37 @@ def loopback_up() -> None:
         fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | IFF_UP))
 
 
+# The namespace's stand-in for a classroom network: an interface with a private
+# address and a default route, so that the code that finds "this machine's
+# address on the network" (students' URLs) has one to find. A veth pair, since
+# the "dummy" link type is not in every kernel.
+LAN_COMMANDS = (
+    ["link", "add", "lan0", "type", "veth", "peer", "name", "lan1"],
+    ["link", "set", "lan1", "up"],
+    ["addr", "add", "10.89.0.2/24", "dev", "lan0"],
+    ["link", "set", "lan0", "up"],
+    ["route", "add", "default", "via", "10.89.0.1", "dev", "lan0"],
+    ["-6", "addr", "add", "fd89::2/64", "dev", "lan0", "nodad"],
+    ["-6", "route", "add", "default", "via", "fd89::1", "dev", "lan0"],
+)
+
+
+def lan_up() -> str | None:
+    """Give the namespace a network interface besides loopback; None, or why not."""
+    ip = shutil.which("ip") or next(
+        (p for p in ("/usr/sbin/ip", "/sbin/ip") if os.path.exists(p)), None
+    )
+    if ip is None:
+        return "no ip command (iproute2)"
+    for arguments in LAN_COMMANDS:
+        done = subprocess.run(
+            [ip, *arguments], capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            return f"ip {' '.join(arguments)}: {done.stderr.strip()}"
+    return None
+
+
 def unshare_flags() -> list[str]:
     """``unshare`` options for a private network: a user namespace unless root."""
     return ["--net"] if os.geteuid() == 0 else ["--map-root-user", "--net"]
@@ -152,8 +183,15 @@ def probe(*, ipv6: bool) -> int:
 
 
 def inside(command: list[str], uid: int, gid: int) -> None:
-    """Inside the namespace: loopback up, then become ``uid`` again and run."""
+    """Inside the namespace: loopback and a stand-in LAN up, then run as ``uid``."""
     loopback_up()
+    problem = lan_up()
+    if problem is not None:
+        print(
+            f"private network: no stand-in LAN ({problem}): the tests of "
+            "students' URLs will fail; install iproute2",
+            file=sys.stderr,
+        )
     os.environ[INSIDE] = "1"
     if os.geteuid() != uid:
         # Mapped to root by --map-root-user: a nested user namespace gives the

@@ -33,7 +33,7 @@ from typing import Any
 
 from ..clients import TIMEOUT_FACTOR, connect
 from ._core import FAILED, NOT_ATTEMPTED, PASSED, Exercise, Mismatch, Result, expect
-from .broadcast import next_message
+from ._scenarios import next_message
 
 __all__ = ["CHANNEL", "SOLUTION", "ScriptExercise", "Servers", "publish", "relay"]
 
