@@ -176,3 +176,56 @@ def test_import_wsteach_leaves_heavy_packages_alone() -> None:
         [sys.executable, "-c", LIGHT_IMPORT], capture_output=True, text=True, check=True
     ).stdout
     assert json.loads(out) == []
+
+
+async def test_connecting_to_nothing_raises_and_leaves_nothing_open() -> None:
+    """A fan-out whose server is gone raises the connection error, for every client kind."""
+    async with measure.serving("broadcast") as server:
+        pass  # Stopped: its port refuses connections now.
+    with pytest.raises(OSError):
+        await measure.connect_many(server.url, 3)
+    with pytest.raises(OSError):
+        await measure._connect_stalled(server.url)
+    with pytest.raises(OSError):
+        await measure.run_interleaved(
+            [(server, "broadcast", False)], receivers=2, messages=2
+        )
+
+
+async def test_waiting_for_clients_that_never_come_times_out() -> None:
+    """wait_for_connections polls until its deadline, then raises TimeoutError."""
+    async with measure.serving("broadcast") as server:
+        with pytest.raises(TimeoutError):
+            await measure.wait_for_connections(server, 1, timeout=0.05)
+
+
+async def test_compare_without_a_stalled_reader_and_its_plot() -> None:
+    """stalled=False measures only the reading runs; the plot then has no stall bars."""
+    results = await measure.compare(
+        ["broadcast"], receivers=[2], messages=2, stalled=False
+    )
+    assert [(r.kind, r.receivers, r.stalled) for r in results] == [
+        ("broadcast", 2, False)
+    ]
+    _, right = measure.plot(results).axes
+    assert len(right.patches) == 0 and right.get_title() == ""
+
+
+def test_plot_of_a_stalled_run_without_its_twin() -> None:
+    """A stalled run with no reading run of the same size still gets its bar."""
+    stalled = measure.FanoutResult(
+        kind="loop",
+        receivers=1,
+        messages=2,
+        sent=1,
+        stalled=True,
+        payload=10,
+        latencies=[0.001],
+        server_cpu=None,
+        client_cpu=0.0,
+        wall=1.0,
+        stalled_after=1,
+    )
+    _, right = measure.plot([stalled]).axes
+    assert len(right.patches) == 1
+    assert [text.get_text() for text in right.texts] == ["never"]
