@@ -1,12 +1,23 @@
-"""Shared fixtures: every test starts real servers on free ports and stops them."""
+"""Shared fixtures: every test starts real servers on free ports and stops them.
+
+The tests that need a browser share one Chromium for the whole session
+(:func:`chromium_endpoint`); each test connects to it over the DevTools protocol
+and gets contexts of its own, closed after it.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from playwright.async_api import Browser, async_playwright
 
 import wsteach
 
@@ -14,9 +25,69 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 TIMEOUT_FACTOR = float(os.environ.get("WSTEACH_TIMEOUT_FACTOR", "1"))
 
+# Jupyter's runtime folder for this test session, not the user's: the records
+# of the servers the tests start (wsteach.registry) and of the Jupyter servers
+# they run stay here, where a lab of the user's never sees them.
+RUNTIME_DIR = tempfile.mkdtemp(prefix="wsteach-tests-runtime-")
+os.environ["JUPYTER_RUNTIME_DIR"] = RUNTIME_DIR
+
+
+def pytest_sessionfinish() -> None:
+    """Remove the session's Jupyter runtime folder."""
+    shutil.rmtree(RUNTIME_DIR, ignore_errors=True)
+
 
 @pytest.fixture(autouse=True)
 async def _stop_servers():
     """Stop whatever servers a test left running, so tests stay independent."""
     yield
     await wsteach.stop_all()
+
+
+@pytest.fixture(scope="session")
+def chromium_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One headless Chromium for the session: its DevTools WebSocket address."""
+    from browser.conftest import CHROMIUM_ARGS, chromium
+
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    log = profile.parent / "chromium.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [
+                chromium(),
+                *CHROMIUM_ARGS,
+                "--remote-debugging-port=0",
+                f"--user-data-dir={profile}",
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    # Chromium writes its port, then the endpoint's path, once it listens.
+    active = profile / "DevToolsActivePort"
+    deadline = time.monotonic() + 30 * TIMEOUT_FACTOR
+    try:
+        while len(lines := (active.read_text().split() if active.exists() else [])) < 2:
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(
+                    "Chromium did not start:\n" + log.read_text(), pytrace=False
+                )
+            time.sleep(0.05)
+        yield f"ws://127.0.0.1:{lines[0]}{lines[1]}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+async def browser(chromium_endpoint: str) -> AsyncIterator[Browser]:
+    """The session's Chromium; the contexts and pages a test opens close after it."""
+    async with async_playwright() as playwright:
+        connected = await playwright.chromium.connect_over_cdp(chromium_endpoint)
+        try:
+            yield connected
+        finally:
+            await connected.close()

@@ -365,10 +365,10 @@ async def test_ping_flood_then_vanish_prints_two_lines(kind: str) -> None:
 async def test_tight_loop_flooder_reads_1008_and_the_reason(kind: str) -> None:
     """A client that only sends, never waiting, still learns it was closed and why.
 
-    It learns when the server drops the connection, after its close timeout
-    (2 s). Echo: the flooder never reads its echoes, so websockets stops
-    reading for it; it learns when its own close timeout ends (10 s by
-    default, 3 s here).
+    It learns at the latest when the server drops the connection, after its
+    close timeout (2 s). Echo: the flooder never reads its echoes, so
+    websockets stops reading for it; it learns at the latest when its own
+    close timeout ends (10 s by default, 3 s here).
     """
     server = await ServerProcess.start(kind, "--port", "0")
     try:
@@ -387,9 +387,9 @@ async def test_tight_loop_flooder_reads_1008_and_the_reason(kind: str) -> None:
         await server.wait_for("server closed: 1008")
     finally:
         assert await server.stop() == 0
-    assert (
-        (3 if kind == "echo" else 2) <= elapsed < (3 if kind == "echo" else 2) + FACTOR
-    )
+    # At the latest when a close timeout ends (sooner when the flooder's system
+    # buffers let it read the close frame first), never after it.
+    assert elapsed < (3 if kind == "echo" else 2) + 5 * FACTOR
 
 
 async def test_two_name_headers_are_announced_by_address() -> None:

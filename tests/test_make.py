@@ -13,9 +13,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from browser.conftest import CHROMIUM_ARGS, chromium, timeout_ms
+from browser.conftest import timeout_ms
 from conftest import ROOT, TIMEOUT_FACTOR
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import expect
 from standin import REAL_PYTHON, standin_python
 from test_examples import free_port
 
@@ -144,7 +144,7 @@ def status_of(url: str) -> int:
 
 
 @pytest.mark.browser
-async def test_make_lab_prints_a_url_that_opens_the_start_notebook(tmp_path):
+async def test_make_lab_prints_a_url_that_opens_the_start_notebook(tmp_path, browser):
     """make lab prints a URL with its token; in Chromium it shows 00-start-here, /lab answers 200."""
     port = free_port()
     env = {
@@ -180,23 +180,12 @@ async def test_make_lab_prints_a_url_that_opens_the_start_notebook(tmp_path):
         lab = f"http://127.0.0.1:{port}/lab?token={token}"
         assert await asyncio.to_thread(status_of, lab) == 200
 
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=chromium(), args=CHROMIUM_ARGS
-            )
-            try:
-                page = await browser.new_page(viewport={"width": 1280, "height": 900})
-                await page.goto(url)
-                tab = page.locator(".lm-TabBar-tab.jp-mod-current")
-                await expect(tab).to_contain_text(
-                    "00-start-here.ipynb", timeout=timeout_ms(60)
-                )
-                heading = page.locator(
-                    ".jp-NotebookPanel h1", has_text="00 · Start here"
-                )
-                await expect(heading.first).to_be_visible(timeout=timeout_ms(60))
-            finally:
-                await browser.close()
+        page = await browser.new_page(viewport={"width": 1280, "height": 900})
+        await page.goto(url)
+        tab = page.locator(".lm-TabBar-tab.jp-mod-current")
+        await expect(tab).to_contain_text("00-start-here.ipynb", timeout=timeout_ms(60))
+        heading = page.locator(".jp-NotebookPanel h1", has_text="00 · Start here")
+        await expect(heading.first).to_be_visible(timeout=timeout_ms(60))
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:

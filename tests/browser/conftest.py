@@ -21,14 +21,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 import nbformat
 import pytest
-from playwright.async_api import Browser, async_playwright
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -74,20 +73,6 @@ TIMEOUT_FACTOR = float(os.environ.get("WSTEACH_TIMEOUT_FACTOR", "1"))
 def timeout_ms(seconds: float) -> float:
     """Milliseconds for Playwright, scaled by ``WSTEACH_TIMEOUT_FACTOR``."""
     return seconds * 1000 * TIMEOUT_FACTOR
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    """The browser ``chromium()`` finds, headless, closed after the test."""
-    path = chromium()
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=path, args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 @dataclass
