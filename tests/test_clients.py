@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosedOK
+from websockets.exceptions import ConnectionClosedOK, InvalidStatus
 from websockets.http11 import Request
 
 import wsteach
@@ -270,3 +270,46 @@ async def test_errno_of_each_address_when_python_gives_none():
     assert await _errnos(ConnectionRefusedError(errno.ECONNREFUSED, "x"), "ws://a") == [
         errno.ECONNREFUSED
     ]
+
+
+async def test_awaited_client_closes_at_end_of_async_with():
+    """A Client from await connect(...) used in async with is closed when the block ends."""
+    server = await wsteach.start(wsteach.echo, port=0)
+    client = await wsteach.connect(server.url, name="dora")
+    async with client as same:
+        assert same is client
+        await same.send("hi")
+        assert await same.recv() == "hi"
+    assert client.closed and client.close_code == 1000
+
+
+@pytest.mark.filterwarnings("ignore:.*was never awaited:RuntimeWarning")
+def test_connect_repr_without_name_shows_no_name_argument():
+    """repr(connect(url)) without a name shows the call with the url and options only."""
+    pending = wsteach.connect("ws://localhost:7890", open_timeout=1)
+    assert repr(pending).startswith(
+        "<wsteach.connect('ws://localhost:7890', open_timeout=1): not connected"
+    )
+
+
+async def test_crowd_closes_the_clients_it_opened_when_one_fails():
+    """When one name of a crowd is refused, the clients already open are closed."""
+    ended = asyncio.Event()
+    names = []
+
+    def refuse_bob(connection, request):
+        if request.headers.get(NAME_HEADER) == "bob":
+            return connection.respond(403, "no bob\n")
+        return None
+
+    async def record(websocket):
+        names.append(websocket.request.headers.get(NAME_HEADER))
+        await websocket.wait_closed()
+        ended.set()
+
+    server = await wsteach.start(record, port=0, process_request=refuse_bob)
+    with pytest.raises(InvalidStatus) as info:
+        await wsteach.crowd(server.url, "alice", "bob", "carol")
+    assert info.value.response.status_code == 403
+    await asyncio.wait_for(ended.wait(), 5)
+    assert names == ["alice"]

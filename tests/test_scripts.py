@@ -436,3 +436,32 @@ async def test_kill_and_signal_after_the_end(folder: Path):
     scripts._signal(script.process, "kill")  # Its process group is gone.
     scripts._signal(script.process, "interrupt")
     assert scripts._ending(None) == "still running"
+
+
+HOLDER = """
+import subprocess, sys
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+print(f"child {child.pid}", flush=True)
+"""
+
+
+async def test_exit_kills_only_scripts_still_running(folder: Path):
+    """At exit, a running script is killed; one that ended (its output still open) is not signalled."""
+    (folder / "holder.py").write_text(HOLDER)
+    sleeper = await wsteach.run_script("sleeper.py", wait_for="pid", timeout=T)
+    holder = await wsteach.run_script("holder.py", wait_for="child", timeout=T)
+    child = int(holder.output.split("child ")[1].split()[0])
+    try:
+        # The holder's process ended, but its child keeps the output open.
+        async with asyncio.timeout(T):
+            for _ in iter(lambda: holder.process.returncode is None, False):
+                await asyncio.sleep(0.01)
+        assert holder.process.returncode == 0
+        assert scripts._scripts.get("holder.py") is holder
+        scripts._kill_at_exit()
+        assert await sleeper.wait(timeout=T) == -signal.SIGKILL
+        assert alive(child)
+    finally:
+        os.kill(child, signal.SIGKILL)
+    await holder.wait(timeout=T)
+    assert not holder.running

@@ -453,3 +453,36 @@ def test_every_sequence_diagram_has_the_clients_left_and_the_server_right():
     assert checked >= 2
     trace = traced(Event("alice", "server", "connects", "connect"))
     assert lifelines(trace.mermaid()) == [("C1", "alice"), ("S", "server")]
+
+
+async def test_invalid_close_frame_is_traced_as_invalid():
+    """A close frame whose payload is too short to parse shows as "close (invalid: …)"."""
+    server = await wsteach.start(pong, port=0)
+    raw = await Raw.open(server.port)
+    raw.send(frame(0x8, b"\x03"))
+    assert (await raw.close_code())[0] == 1002
+    await raw.aclose()
+    await eventually(lambda: len(server.trace.events) >= 3)
+    assert [(e.sender, e.what) for e in server.trace.events][:2] == [
+        ("client 1", "connects"),
+        ("client 1", "close (invalid: b'\\x03')"),
+    ]
+
+
+async def test_ping_and_pong_frames_are_left_out():
+    """A ping from the client and the server's pong add no event to the trace."""
+    server = await wsteach.start(pong, port=0)
+    raw = await Raw.open(server.port)
+    raw.send(frame(0x9, b"are you there"))
+    reply = await raw.read_frame()
+    assert (reply.opcode, reply.payload) == (0xA, b"are you there")
+    raw.send(frame(0x1, b"hi"))
+    assert (await raw.read_frame()).payload == b"Pong: hi"
+    raw.send(close_frame(1000))
+    assert await raw.close_code() == (1000, "")
+    await raw.aclose()
+    assert [(e.sender, e.what) for e in server.trace.events][:3] == [
+        ("client 1", "connects"),
+        ("client 1", "'hi'"),
+        ("server", "'Pong: hi'"),
+    ]

@@ -530,8 +530,8 @@ def _watchdog_watch(pid: int) -> None:
 
 
 def _watchdog_forget(pid: int) -> None:
-    if _watchdog is not None:
-        _watchdog_tell(str(-pid))
+    # Only after _watchdog_watch(pid), which started the watchdog.
+    _watchdog_tell(str(-pid))
 
 
 @atexit.register

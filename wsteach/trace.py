@@ -180,26 +180,25 @@ class Trace(logging.Handler):
                 self._partial.pop((connection.id, "in"), None)
                 self._partial.pop((connection.id, "out"), None)
         elif message in (FRAME_RECEIVED, FRAME_SENT) and record.args:
+            # websockets logs these two with the Frame itself as the argument.
             frame = record.args[0]
-            if isinstance(frame, Frame):
-                self._frame(connection, frame, incoming=message == FRAME_RECEIVED)
+            self._frame(connection, frame, incoming=message == FRAME_RECEIVED)
 
     def _label(self, connection: Any) -> str:
-        label = self._labels.get(connection.id)
-        if label is None:
-            self._count += 1
-            name = client_name(getattr(connection, "request", None))
-            label = name or f"client {self._count}"
-            # One label, one participant: a client named "server", or a second
-            # "alice", gets the number of its connection too.
-            if label == SERVER or label in self._labels.values():
-                label = f"{label} ({self._count})"
-            self._labels[connection.id] = label
+        # Called once per connection, when it opens.
+        self._count += 1
+        name = client_name(getattr(connection, "request", None))
+        label = name or f"client {self._count}"
+        # One label, one participant: a client named "server", or a second
+        # "alice", gets the number of its connection too.
+        if label == SERVER or label in self._labels.values():
+            label = f"{label} ({self._count})"
+        self._labels[connection.id] = label
         return label
 
     def _frame(self, connection: Any, frame: Frame, *, incoming: bool) -> None:
-        if connection.id not in self._labels:
-            return  # Frames before the handshake completed, or after the end.
+        # Frames flow only between OPEN, which labels the connection, and
+        # CLOSED, which forgets it.
         label = self._labels[connection.id]
         sender, receiver = (label, SERVER) if incoming else (SERVER, label)
         key = (connection.id, "in" if incoming else "out")
