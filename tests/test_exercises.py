@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import functools
 import importlib
 import pkgutil
 import re
@@ -35,6 +36,7 @@ from wsteach.exercises import (
     Run,
     Step,
     _core,
+    disconnects,
     echo_server,
     expect,
     is_stub,
@@ -692,6 +694,30 @@ async def test_crash_after_the_client_left_is_reported():
     )
 
 
+async def test_error_logged_by_the_handler_is_not_a_crash():
+    """A handler that logs an error itself, without an exception, still passes."""
+
+    async def logs(websocket):
+        async for message in websocket:
+            websocket.logger.error("about to echo %s", message)
+            await websocket.send(message)
+
+    assert await ECHO.results(logs) == [Result("hi comes back", PASSED)]
+
+
+async def test_cause_for_a_handler_whose_code_cannot_be_read():
+    """A handler without code of its own (a partial) that returns early isn't told to add a loop."""
+
+    async def once(websocket, prefix):
+        message = await websocket.recv()
+        await websocket.send(prefix + message)
+
+    detail = await _failure(functools.partial(once, prefix="Pong: "))
+    assert detail.endswith(
+        "so websockets closed the connection: its loop ended before the client left"
+    )
+
+
 async def test_scenario_errors_become_failed_lines():
     """Timeouts, early closes and other errors in a scenario are failed lines."""
 
@@ -944,3 +970,91 @@ async def test_step_reports_unexpected_errors():
 
     step = Step("0.9", "Broken", checks=[("boom", broken)], hints=[], solution="")
     assert await step.results({}) == [Result("boom", FAILED, "KeyError: 'x'")]
+
+
+async def test_port_step_wants_a_whole_number():
+    """Step 2.1 fails a PORT that is a number but not a whole one, or True."""
+    for port in (7890.0, True):
+        (number, _) = await echo_server.port.results({"PORT": port})
+        assert number == Result(
+            number.scenario,
+            FAILED,
+            f"PORT: expected 'a whole number such as 7890', received {port!r}",
+        )
+
+
+async def test_script_step_reads_dotted_names(tmp_path, monkeypatch):
+    """Step 2.5 finds serve written in full, websockets.asyncio.server.serve."""
+    monkeypatch.chdir(tmp_path)
+    code = echo_server.script.code.split("\n", 1)[1]
+    code = code.replace(
+        "from websockets.asyncio.server import serve",
+        "import websockets.asyncio.server",
+    ).replace("async with serve(", "async with websockets.asyncio.server.serve(")
+    (tmp_path / "server_echo.py").write_text(code.replace("7890", str(_free_port())))
+    assert await _statuses(echo_server.script, {}) == [PASSED, PASSED]
+
+
+async def test_script_step_needs_the_port_in_the_banner(tmp_path, monkeypatch):
+    """Step 2.5 fails a script whose banner prints no port number, quoting the banner."""
+    monkeypatch.chdir(tmp_path)
+    code = echo_server.script.code.split("\n", 1)[1]
+    code = code.replace(
+        '"Server listening on port " + str(PORT)', '"Server listening on port PORT"'
+    )
+    (tmp_path / "server_echo.py").write_text(code.replace("7890", str(_free_port())))
+    results = await echo_server.script.results({})
+    assert results[0].status == PASSED
+    assert results[1].detail == (
+        "its print: expected 'Server listening on port <number>', "
+        "received 'Server listening on port PORT'"
+    )
+
+
+# Exercises of notebook 03: failures the solutions never show
+
+
+def _only(exercise: Exercise, index: int) -> Exercise:
+    """The same exercise with one of its scenarios."""
+    return Exercise(
+        exercise.number,
+        exercise.title,
+        scenarios=[exercise.scenarios[index]],
+        hints=exercise.hints,
+        solution=exercise.code,
+        prints=exercise.prints,
+    )
+
+
+async def test_handler_that_prints_nothing_fails_3_1():
+    """3.1 fails a handler that replies but never prints the message, saying what it printed."""
+
+    async def quiet(websocket):
+        print("A client just connected")
+        async for message in websocket:
+            await websocket.send("Pong: " + message)
+
+    (result,) = await _only(disconnects.bare_except, 0).results(quiet)
+    assert result.status == FAILED
+    assert result.detail == (
+        "your handler printed: expected \"a line 'Received message from client: "
+        "Hello server'\", received 'A client just connected'"
+    )
+
+
+async def test_closing_with_1011_by_hand_is_no_bug_in_the_log_3_2():
+    """3.2's bug scenario fails a handler that closes with 1011 itself: the log has no TypeError."""
+
+    async def closes(websocket):
+        async for message in websocket:
+            if isinstance(message, bytes):
+                await websocket.close(1011)
+                return
+            await websocket.send("Pong: " + message)
+
+    (result,) = await _only(disconnects.disconnected, 2).results(closes)
+    assert result == Result(
+        result.scenario,
+        FAILED,
+        "errors in the server log: expected ['TypeError'], received []",
+    )

@@ -19,7 +19,7 @@ import wsteach
 import wsteach.exercises
 from wsteach.exercises import Exercise
 from wsteach.exercises import beyond_one_process as ex
-from wsteach.exercises._core import FAILED, NOT_ATTEMPTED, PASSED
+from wsteach.exercises._core import FAILED, NOT_ATTEMPTED, PASSED, Result
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "08-beyond-one-process.ipynb"
@@ -215,3 +215,136 @@ async def until_in(path: Path, text: str) -> None:
         if loop.time() > deadline:
             raise AssertionError(f"{path.name} never said {text!r}")
         await asyncio.sleep(0.02)
+
+
+async def test_one_sender_for_everyone_fails_8_1(write) -> None:
+    """Publishing the same sender for alice and bob fails 8.1's second scenario, saying so."""
+    source = ex.SOLUTION.replace('"sender": str(websocket.id)', '"sender": "me"')
+    results = await ex.publish.results(write(source))
+    assert results[0].status == PASSED
+    assert results[1] == Result(
+        results[1].scenario,
+        FAILED,
+        "alice and bob published as: expected 'two senders', received 'me'",
+    )
+
+
+async def test_sender_that_is_not_text_fails_8_1(write) -> None:
+    """A sender published as a number, not str(websocket.id), fails 8.1 saying what arrived."""
+    source = ex.SOLUTION.replace('"sender": str(websocket.id)', '"sender": 0')
+    results = await ex.publish.results(write(source))
+    assert {r.detail for r in results} == {
+        "the sender published: expected 'str(websocket.id)', received 0"
+    }
+
+
+async def test_nothing_on_the_channel_fails_8_1(write) -> None:
+    """Publishing on another channel fails 8.1 with "received nothing" once the wait is over."""
+    source = ex.SOLUTION.replace(
+        "r.publish(CHANNEL, json.dumps(data))",
+        'r.publish("elsewhere", json.dumps(data))',
+    )
+    results = await ex.publish.results(write(source))
+    assert [r.status for r in results] == [FAILED, FAILED]
+    assert results[0].detail == (
+        "published on the channel: expected {'sender': '…', 'text': 'hi'}, "
+        "received nothing"
+    )
+
+
+async def test_crash_in_publish_shows_the_traceback_line(write) -> None:
+    """When the script printed a traceback, the failed line ends with its last line."""
+    source = ex.SOLUTION.replace(
+        "    await r.publish(CHANNEL, json.dumps(data))",
+        "    await r.publish(CHANNEL, json.dumps(data) + 1)",
+    )
+    results = await ex.publish.results(write(source))
+    assert results[0].status == FAILED
+    assert results[0].detail.endswith(
+        '; your script printed: TypeError: can only concatenate str (not "int") to str'
+    )
+
+
+async def test_wrong_text_from_the_relay_names_no_cause(write) -> None:
+    """A relay that delivers the wrong text fails 8.2 with the mismatch and no guessed cause."""
+    source = ex.SOLUTION.replace('"Someone said: "', '"Someone wrote: "')
+    results = await ex.relay.results(write(source))
+    assert results[0].status == FAILED
+    assert results[0].detail == (
+        "bob received: expected 'Someone said: hi', received 'Someone wrote: hi'"
+    )
+
+
+LISTENS_WITHOUT_SERVING = """
+import sys
+import time
+
+
+async def publish(websocket, message):
+    print(message)
+
+
+print("Server listening on ws://localhost:" + sys.argv[1])
+time.sleep(60)
+"""
+
+
+async def test_script_that_serves_nothing_fails_with_the_error(write) -> None:
+    """A script that says it listens but serves nothing: the connection error is the failed line."""
+    results = await ex.publish.results(write(LISTENS_WITHOUT_SERVING))
+    assert [r.status for r in results] == [FAILED, FAILED]
+    assert results[0].detail.startswith(
+        "ConnectionRefusedError: [Errno 111] nothing is listening at ws://127.0.0.1:"
+    )
+
+
+NEVER_ANSWERS = """
+import socket
+import sys
+import time
+
+
+async def publish(websocket, message):
+    print(message)
+
+
+# Connections wait in the backlog: the opening handshake never gets an answer.
+sock = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+print("Server listening on ws://localhost:" + sys.argv[1])
+time.sleep(60)
+"""
+
+
+async def test_scenario_that_times_out_gives_up(write) -> None:
+    """A scenario that raises TimeoutError fails with "gave up after N s", the exercise's limit."""
+
+    async def handshake(servers: ex.Servers) -> None:
+        async with wsteach.connect(servers.urls[0], open_timeout=0.2 * FACTOR):
+            pass
+
+    exercise = ex.ScriptExercise(
+        "0.8",
+        "Times out",
+        functions=["publish"],
+        scenarios=[("the handshake completes", handshake)],
+        hints=[],
+        solution="",
+    )
+    (result,) = await exercise.results(write(NEVER_ANSWERS))
+    limit = ex.Servers([], "").timeout * 10
+    assert result == Result(
+        "the handshake completes", FAILED, f"gave up after {limit:g} s"
+    )
+
+
+async def test_script_that_never_says_listening_fails(write, monkeypatch) -> None:
+    """A script that never prints "Server listening" fails every scenario once the wait is over."""
+    monkeypatch.setattr(ex, "_START_TIMEOUT", 0.5 * FACTOR)
+    source = "import time\n\n\nasync def publish(websocket, message):\n    print(message)\n\n\ntime.sleep(60)\n"
+    results = await ex.publish.results(write(source))
+    assert {(r.status, r.detail) for r in results} == {
+        (
+            FAILED,
+            f"your script didn't print 'Server listening' within {0.5 * FACTOR:g} s",
+        )
+    }

@@ -217,3 +217,16 @@ async def test_script_without_except_fails_the_vanish(tmp_path):
     assert results[2].detail.startswith(
         "the script printed: expected 'A client just disconnected'"
     )
+
+
+async def test_script_with_other_words_fails_the_relay(tmp_path):
+    """A script that relays "Someone wrote: …" fails 4.6's relay scenario, saying what bob got."""
+    path = tmp_path / "server_echo_broadcast.py"
+    code = ex.script.code.split("\n", 1)[1]
+    path.write_text(code.replace('"Someone said: "', '"Someone wrote: "'))
+    results = await ex.script.results(path)
+    assert [r.status for r in results] == [PASSED, FAILED, PASSED, PASSED]
+    assert results[1].detail == (
+        "bob received: expected 'Someone said: Hello everyone', "
+        "received 'Someone wrote: Hello everyone'"
+    )

@@ -103,7 +103,8 @@ async def _until(condition: Callable[[], bool], timeout: float) -> bool:
 async def _three_join(run: Run) -> None:
     room = _room_of(run)
     async with crowd(run.url, "alice", "bob", "carol"):
-        if not await _until(lambda: len(room) == 3, run.timeout):
+        # No branch: CPython 3.11 traces no jump from an if that ends an async with.
+        if not await _until(lambda: len(room) == 3, run.timeout):  # pragma: no branch
             raise Mismatch(
                 3,
                 len(room),
@@ -117,7 +118,8 @@ async def _stay_connected(run: Run) -> None:
     async with crowd(run.url, "alice") as (alice,):
         await alice.send("Hello server")
         await asyncio.sleep(0.05)
-        if alice.closed:
+        # No branch: CPython 3.11 traces no jump from an if that ends an async with.
+        if alice.closed:  # pragma: no branch
             raise Mismatch(
                 "alice still connected",
                 f"closed with {alice.close_code}",
@@ -141,7 +143,8 @@ async def _sender_skipped(run: Run) -> None:
         await bob.send("hello")
         # Had alice got her own "hi" back, it would come before bob's "hello".
         received = await next_message(alice, run.timeout)
-        if received != "Someone said: hello":
+        # No branch: CPython 3.11 traces no jump from an if that ends an async with.
+        if received != "Someone said: hello":  # pragma: no branch
             raise Mismatch(
                 "Someone said: hello",
                 received,
@@ -335,7 +338,8 @@ async def _script_relays(run: ScriptRun) -> None:
         await run.printed("Received message from client: Hello everyone")
         await bob.send("hi")
         got = await asyncio.wait_for(alice.recv(), run.timeout)
-        if got != "Someone said: hi":
+        # No branch: CPython 3.11 traces no jump from an if that ends an async with.
+        if got != "Someone said: hi":  # pragma: no branch
             raise Mismatch(
                 "Someone said: hi", got, "alice, the sender of Hello everyone, received"
             )
