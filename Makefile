@@ -13,6 +13,11 @@ ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 ISOLATED = $(1)/python tools/private_network.py --quiet --
 PYTEST := $(call ISOLATED,$(BIN)) $(BIN)/python -m pytest
 DURATIONS := --durations=15
+# The tests mostly wait (for processes, kernels, a browser), so three workers
+# share two cores well (pytest-xdist); a test file stays in one worker.
+TEST_WORKERS ?= 3
+# Branch coverage of wsteach; lines that can't run here say why (pragma).
+COVERAGE := 99
 # The browser for the browser tests: found, or Playwright's downloaded.
 FIND_BROWSER := $(BIN)/python tools/find_browser.py --install --log $(VENV)/playwright-install.log
 
@@ -57,7 +62,7 @@ lint: $(TEST_STAMP)
 
 unit: $(TEST_STAMP)
 	@browser="$$($(FIND_BROWSER))" && set -x && CHROMIUM="$$browser" \
-		$(PYTEST) $(DURATIONS) --cov=wsteach --cov-report=term --cov-fail-under=95 tests
+		$(PYTEST) -n $(TEST_WORKERS) --dist loadfile $(DURATIONS) --cov=wsteach --cov-report=term --cov-fail-under=$(COVERAGE) tests
 
 NBVAL := --nbval-cell-timeout=60 -p no:cacheprovider -o testpaths=notebooks
 

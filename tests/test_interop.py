@@ -17,7 +17,6 @@ from pathlib import Path
 import aiohttp
 import pytest
 import websocket  # websocket-client
-from browser.conftest import browser  # noqa: F401 - the fixture, for the browser tests
 from playwright.async_api import Browser
 from serverproc import ServerProcess
 
@@ -135,7 +134,7 @@ async def test_python_m_websockets_with_echo(echo_server: ServerProcess) -> None
 
 @pytest.mark.browser
 async def test_browser_websocket_with_echo(
-    browser: Browser,  # noqa: F811 - the imported fixture
+    browser: Browser,
     echo_server: ServerProcess,
 ) -> None:
     """Chromium's WebSocket gets text and binary back and sees a clean 1000 close."""
@@ -162,7 +161,7 @@ async def test_browser_websocket_with_echo(
 
 @pytest.mark.browser
 async def test_four_kinds_of_clients_share_one_room(
-    browser: Browser,  # noqa: F811 - the imported fixture
+    browser: Browser,
     broadcast_server: ServerProcess,
 ) -> None:
     """aiohttp, websocket-client, python -m websockets and the browser's chat page chat in one room."""

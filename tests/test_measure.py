@@ -192,6 +192,20 @@ async def test_connecting_to_nothing_raises_and_leaves_nothing_open() -> None:
         )
 
 
+async def test_a_failed_run_drops_the_clients_of_every_server() -> None:
+    """When one server of a run fails, the clients already open elsewhere are dropped."""
+    async with measure.serving("broadcast") as gone:
+        pass
+    async with measure.serving("broadcast") as server:
+        with pytest.raises(OSError):
+            await measure.run_interleaved(
+                [(server, "broadcast", False), (gone, "broadcast", False)],
+                receivers=2,
+                messages=2,
+            )
+        await measure.wait_for_connections(server, 0)
+
+
 async def test_waiting_for_clients_that_never_come_times_out() -> None:
     """wait_for_connections polls until its deadline, then raises TimeoutError."""
     async with measure.serving("broadcast") as server:
@@ -202,10 +216,11 @@ async def test_waiting_for_clients_that_never_come_times_out() -> None:
 async def test_compare_without_a_stalled_reader_and_its_plot() -> None:
     """stalled=False measures only the reading runs; the plot then has no stall bars."""
     results = await measure.compare(
-        ["broadcast"], receivers=[2], messages=2, stalled=False
+        ["broadcast", "loop"], receivers=[2], messages=2, stalled=False
     )
     assert [(r.kind, r.receivers, r.stalled) for r in results] == [
-        ("broadcast", 2, False)
+        ("broadcast", 2, False),
+        ("loop", 2, False),
     ]
     _, right = measure.plot(results).axes
     assert len(right.patches) == 0 and right.get_title() == ""

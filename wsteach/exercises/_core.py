@@ -44,6 +44,7 @@ from ..clients import TIMEOUT_FACTOR
 from ..notebook import Running, start
 
 __all__ = [
+    "Checked",
     "Exercise",
     "Mismatch",
     "NotAttempted",
@@ -162,7 +163,46 @@ class _Crashes(logging.Handler):
             self.errors.append(record.exc_info[1])
 
 
-class Exercise:
+class Checked:
+    """What exercises and steps share: ``check`` prints one line per scenario, hints, a solution.
+
+    A subclass sets ``number``, ``title``, ``hints`` and ``code``, and defines
+    ``results(...)``, which plays the scenarios and returns a :class:`Result`
+    for each; :meth:`check` passes its arguments on to it.
+    """
+
+    label = "exercise"
+    number: str
+    title: str
+    hints: list[str]
+    code: str
+
+    async def results(self, *args: Any) -> list[Result]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    async def check(self, *args: Any) -> None:
+        """Check the answer and print one line per scenario. Never raises."""
+        print(f"{self.label.capitalize()} {self.number} · {self.title}")
+        try:
+            results = await self.results(*args)
+        except Exception as exc:  # pragma: no cover - a bug in the exercise itself
+            print(f"✗ the check itself failed: {type(exc).__name__}: {exc}")
+            return
+        for result in results:
+            print(f"  {result}")
+        if results and all(r.status == PASSED for r in results):
+            print("  all passed: well done!")
+
+    def hint(self, level: int = 1) -> None:
+        """Print hint number ``level`` (1 is the gentlest)."""
+        _hint(f"{self.label} {self.number}", self.hints, level)
+
+    def solution(self) -> None:
+        """Show the solution's code."""
+        _show_code(f"Solution to {self.label} {self.number} · {self.title}", self.code)
+
+
+class Exercise(Checked):
     """One exercise: scripted scenarios, hints, and the solution.
 
     Args:
@@ -313,29 +353,6 @@ class Exercise:
         cause = _likely_cause(failure, watch, not_awaited, crashed=bool(run.errors))
         return Result(name, FAILED, f"{detail}; {cause}" if cause else detail)
 
-    async def check(self, answer: Any) -> None:
-        """Check ``answer`` and print one line per scenario. Never raises."""
-        print(f"Exercise {self.number} · {self.title}")
-        try:
-            results = await self.results(answer)
-        except Exception as exc:  # pragma: no cover - a bug in the exercise itself
-            print(f"✗ the check itself failed: {type(exc).__name__}: {exc}")
-            return
-        for result in results:
-            print(f"  {result}")
-        if results and all(r.status == PASSED for r in results):
-            print("  all passed: well done!")
-
-    # Help
-
-    def hint(self, level: int = 1) -> None:
-        """Print hint number ``level`` (1 is the gentlest)."""
-        _hint(f"exercise {self.number}", self.hints, level)
-
-    def solution(self) -> None:
-        """Show the solution's code."""
-        _show_code(f"Solution to exercise {self.number} · {self.title}", self.code)
-
 
 class NotAttempted(Exception):
     """Raised by a step's check when the notebook has no answer for it yet."""
@@ -354,7 +371,7 @@ def notebook_namespace() -> dict[str, Any]:
 StepCheck = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-class Step:
+class Step(Checked):
     """One step of building a program in the notebook, checked from its variables.
 
     Where an :class:`Exercise` checks a function you pass, a step looks at what
@@ -374,6 +391,8 @@ class Step:
         hints: Hint 1 names the idea, hint 2 the construct.
         solution: The solution's code, as shown by :meth:`solution`.
     """
+
+    label = "step"
 
     def __init__(
         self,
@@ -410,27 +429,6 @@ class Step:
             else:
                 results.append(Result(name, PASSED))
         return results
-
-    async def check(self, namespace: dict[str, Any] | None = None) -> None:
-        """Check what the notebook defined; print one line per check. Never raises."""
-        print(f"Step {self.number} · {self.title}")
-        try:
-            results = await self.results(namespace)
-        except Exception as exc:  # pragma: no cover - a bug in the step itself
-            print(f"✗ the check itself failed: {type(exc).__name__}: {exc}")
-            return
-        for result in results:
-            print(f"  {result}")
-        if results and all(r.status == PASSED for r in results):
-            print("  all passed: well done!")
-
-    def hint(self, level: int = 1) -> None:
-        """Print hint number ``level`` (1 is the gentlest)."""
-        _hint(f"step {self.number}", self.hints, level)
-
-    def solution(self) -> None:
-        """Show the solution's code."""
-        _show_code(f"Solution to step {self.number} · {self.title}", self.code)
 
 
 class Question:

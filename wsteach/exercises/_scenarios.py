@@ -41,10 +41,9 @@ from ._core import (
     FAILED,
     NOT_ATTEMPTED,
     PASSED,
+    Checked,
     Mismatch,
     Result,
-    _hint,
-    _show_code,
     expect,
 )
 
@@ -290,7 +289,7 @@ async def script_stops_on_ctrl_c(run: ScriptRun) -> None:
         ) from None
 
 
-class ScriptExercise:
+class ScriptExercise(Checked):
     """An exercise whose answer is a script: run it for real, then talk to it.
 
     Args:
@@ -388,24 +387,3 @@ class ScriptExercise:
             if printed:
                 detail += f"; its last line: {printed[-1]}"
         return Result(name, FAILED, detail)
-
-    async def check(self, path: str | os.PathLike[str]) -> None:
-        """Check the script at ``path`` and print one line per scenario. Never raises."""
-        print(f"Exercise {self.number} · {self.title}")
-        try:
-            results = await self.results(path)
-        except Exception as exc:  # pragma: no cover - a bug in the exercise itself
-            print(f"✗ the check itself failed: {type(exc).__name__}: {exc}")
-            return
-        for result in results:
-            print(f"  {result}")
-        if results and all(r.status == PASSED for r in results):
-            print("  all passed: well done!")
-
-    def hint(self, level: int = 1) -> None:
-        """Print hint number ``level`` (1 is the gentlest)."""
-        _hint(f"exercise {self.number}", self.hints, level)
-
-    def solution(self) -> None:
-        """Show the solution's code."""
-        _show_code(f"Solution to exercise {self.number} · {self.title}", self.code)

@@ -32,7 +32,15 @@ from pathlib import Path
 from typing import Any
 
 from ..clients import TIMEOUT_FACTOR, connect
-from ._core import FAILED, NOT_ATTEMPTED, PASSED, Exercise, Mismatch, Result, expect
+from ._core import (
+    FAILED,
+    NOT_ATTEMPTED,
+    PASSED,
+    Checked,
+    Mismatch,
+    Result,
+    expect,
+)
 from ._scenarios import next_message
 
 __all__ = ["CHANNEL", "SOLUTION", "ScriptExercise", "Servers", "publish", "relay"]
@@ -255,7 +263,7 @@ async def _running(
                 await process.stop()
 
 
-class ScriptExercise:
+class ScriptExercise(Checked):
     """An exercise whose answer is a script, run as real processes on a private Redis.
 
     It has the methods of :class:`~wsteach.exercises.Exercise` (``check``,
@@ -292,10 +300,6 @@ class ScriptExercise:
 
     def __repr__(self) -> str:
         return f"<ScriptExercise {self.number} · {self.title}>"
-
-    check = Exercise.check
-    hint = Exercise.hint
-    solution = Exercise.solution
 
     async def results(self, answer: Any) -> list[Result]:
         """Run the script ``answer`` (a path) and play every scenario against it."""
