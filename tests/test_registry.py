@@ -28,6 +28,7 @@ from pathlib import Path
 import psutil
 import pytest
 import pytest_asyncio
+from browser.conftest import serving_until_stopped
 from websockets.asyncio.client import connect as ws_connect
 
 import wsteach
@@ -296,27 +297,8 @@ def jupyter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jupyter]:
         command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     server = Jupyter(f"http://127.0.0.1:{port}/", token, root_dir, runtime_dir)
-    try:
-        deadline = time.monotonic() + 60 * TIMEOUT_FACTOR
-        while True:
-            try:
-                server.api("GET", "api/status")
-                break
-            except (urllib.error.URLError, ConnectionError):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log.flush()
-                    output = (home / "server.log").read_text(errors="replace")
-                    pytest.fail(f"jupyter server did not start:\n{output[-3000:]}")
-                time.sleep(0.2)
+    with serving_until_stopped(process, server, log):
         yield server
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 class Notebook:

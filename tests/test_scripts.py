@@ -10,8 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_client.manager import AsyncKernelManager
+from kernel import Kernel as NotebookKernel
 
 import wsteach
 from wsteach import scripts
@@ -311,23 +310,8 @@ def test_screen_websockets_cli():
 # In a real kernel -----------------------------------------------------------
 
 
-class Kernel:
-    """An IPython kernel started the way Jupyter starts it."""
-
-    def __init__(self, manager: AsyncKernelManager) -> None:
-        self.manager = manager
-        self.client = manager.client()
-
-    @classmethod
-    async def start(cls, cwd: Path) -> Kernel:
-        manager = AsyncKernelManager(
-            kernel_name="python3", kernel_spec_manager=KernelSpecManager(kernel_dirs=[])
-        )
-        await manager.start_kernel(cwd=str(cwd))
-        kernel = cls(manager)
-        kernel.client.start_channels()
-        await kernel.client.wait_for_ready(timeout=60)
-        return kernel
+class Kernel(NotebookKernel):
+    """An IPython kernel started the way Jupyter starts it (``tests/kernel.py``)."""
 
     async def run(self, code: str) -> dict[str, str]:
         """Run a cell; return the stream text of every cell, by message id, until idle."""

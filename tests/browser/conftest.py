@@ -10,6 +10,7 @@ line that says what to do; it never skips them.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -25,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any, BinaryIO
 
 import nbformat
 import pytest
@@ -73,6 +75,38 @@ TIMEOUT_FACTOR = float(os.environ.get("WSTEACH_TIMEOUT_FACTOR", "1"))
 def timeout_ms(seconds: float) -> float:
     """Milliseconds for Playwright, scaled by ``WSTEACH_TIMEOUT_FACTOR``."""
     return seconds * 1000 * TIMEOUT_FACTOR
+
+
+@contextlib.contextmanager
+def serving_until_stopped(
+    process: subprocess.Popen[bytes], server: Any, log: BinaryIO
+) -> Iterator[None]:
+    """Wait until the ``jupyter server`` process answers, then stop it after the block.
+
+    ``server.api`` is asked for ``api/status`` every 0.2 s for up to 60 s; a
+    process that exits or never answers fails the test with the end of ``log``.
+    """
+    try:
+        deadline = time.monotonic() + 60 * TIMEOUT_FACTOR
+        while True:
+            try:
+                server.api("GET", "api/status")
+                break
+            except (urllib.error.URLError, ConnectionError):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.flush()
+                    output = Path(log.name).read_text(errors="replace")
+                    pytest.fail(f"jupyter server did not start:\n{output[-3000:]}")
+                time.sleep(0.2)
+        yield
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
 
 
 @dataclass
@@ -158,27 +192,8 @@ def jupyter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jupyter]:
     server = Jupyter(
         f"http://127.0.0.1:{port}{base_url}", base_url, token, root_dir, runtime_dir
     )
-    try:
-        deadline = time.monotonic() + 60 * TIMEOUT_FACTOR
-        while True:
-            try:
-                server.api("GET", "api/status")
-                break
-            except (urllib.error.URLError, ConnectionError):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log.flush()
-                    output = (home / "server.log").read_text(errors="replace")
-                    pytest.fail(f"jupyter server did not start:\n{output[-3000:]}")
-                time.sleep(0.2)
+    with serving_until_stopped(process, server, log):
         yield server
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 @pytest.fixture
