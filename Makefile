@@ -47,8 +47,16 @@ lab: $(LAB_STAMP)
 	@echo "make lab: JupyterLab opens notebooks/00-start-here.ipynb; if no tab opens, paste the URL it prints below (…$(START_URL)?token=…) into your browser"
 	$(BIN)/jupyter lab $(ROOT_FLAG) --LabApp.default_url=$(START_URL) $(LAB_ARGS)
 
-## make test: lint, unit and integration tests with coverage, the notebooks, the Binder environment
-test: test-setup lint unit notebooks-test binder-test
+## make test: lint; then unit and integration tests with coverage, the notebooks, the Binder environment
+# The last three run side by side where each can have a private network of its
+# own (they all use the lessons' fixed ports); their output shows, each whole,
+# as each ends. Elsewhere (macOS) they run one after another.
+STAGES := unit notebooks-test binder-test
+test: test-setup lint
+	@if $(BIN)/python tools/private_network.py --available; then \
+		echo "make test: $(STAGES) run side by side, each in a private network; each one's output shows when it ends"; \
+		$(MAKE) --no-print-directory -j3 --output-sync=target $(STAGES); \
+	else $(MAKE) --no-print-directory $(STAGES); fi
 
 # Says what make test set up, and stops here, in one line, when something is
 # missing: a browser (downloaded when none is found), free lesson ports.
@@ -93,7 +101,7 @@ browser-test: $(TEST_STAMP)
 
 # The Binder environment: the Python that binder/runtime.txt names where this
 # machine has one (pyenv's, else pythonX.Y on PATH), else the one running make,
-# said aloud (tools/binder_python.py); binder/requirements.txt in a fresh venv.
+# said aloud (tools/binder_python.py); binder/requirements.txt in a venv of its own.
 # BINDER_PYTHON=/path/to/python picks one by hand.
 BINDER_VENV := .venv-binder
 BINDER_PYTHON ?=
@@ -104,16 +112,22 @@ NBVAL_SANITIZE := $(if $(wildcard tests/nbval_sanitize.cfg),--nbval-sanitize-wit
 # fallback above) and on Binder's newer one.
 OLDEST_PY := $(shell sed -n 's/^requires-python = ">=\(3\.[0-9]*\)"/\1/p' pyproject.toml)
 
+# The venv is built from nothing when the Python, binder/requirements.txt,
+# binder/runtime.txt or pyproject.toml changed since it was built (always in a
+# fresh clone, as in CI), or with BINDER_FRESH=1; otherwise it is kept and only
+# the package itself is reinstalled (tools/binder_venv.py).
+BINDER_FRESH ?=
 binder-venv:
 	@$(PYTHON) tools/check_python.py
 	@python="$(BINDER_PYTHON)"; \
 	if [ -n "$$python" ]; then echo "Binder check: $$python (BINDER_PYTHON)"; \
 	else python="$$($(PYTHON) tools/binder_python.py --fallback $(PYTHON))" || exit 1; fi; \
-	set -x; rm -rf $(BINDER_VENV) && "$$python" -m venv $(BINDER_VENV)
+	$(PYTHON) tools/binder_venv.py --python "$$python" --venv $(BINDER_VENV) \
+		--requirements binder/requirements.txt --inputs binder/runtime.txt pyproject.toml \
+		--extra pytest nbval $(if $(BINDER_FRESH),--fresh)
 
-## make binder-test: install binder/requirements.txt in a fresh venv, run the student notebooks there
+## make binder-test: install binder/requirements.txt in a venv of its own, run the student notebooks there
 binder-test: binder-venv
-	$(BINDER_VENV)/bin/python -m pip install --quiet -r binder/requirements.txt pytest nbval
 	$(BINDER_VENV)/bin/python -m pip check
 	$(BINDER_VENV)/bin/jupyter server extension list 2>&1 | grep -E "jupyter_server_proxy .*enabled"
 	$(BINDER_VENV)/bin/python -c "import wsteach.web; wsteach.web.page('chat.js')"

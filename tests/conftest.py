@@ -32,6 +32,31 @@ RUNTIME_DIR = tempfile.mkdtemp(prefix="wsteach-tests-runtime-")
 os.environ["JUPYTER_RUNTIME_DIR"] = RUNTIME_DIR
 
 
+# Coverage measures a subprocess when its environment carries this variable
+# (coverage's `patch = ["subprocess"]`, pyproject.toml). Measuring every one
+# made the suite a quarter slower: Jupyter servers, kernels, nbval runs and
+# make all ran traced. So the session takes it out of the environment, and the
+# processes that run wsteach code the gate needs (`python -m wsteach`, a
+# script that exits with a server running) ask for it with measured().
+SUBPROCESS_COVERAGE = "COVERAGE_PROCESS_CONFIG"
+_coverage_config: str | None = None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _measure_only_processes_that_ask() -> None:
+    """Take coverage's subprocess variable out of the session's environment."""
+    global _coverage_config
+    _coverage_config = os.environ.pop(SUBPROCESS_COVERAGE, None)
+
+
+def measured(env: dict[str, str] | None = None) -> dict[str, str]:
+    """``env`` (default: this environment) for a subprocess coverage measures."""
+    env = dict(os.environ if env is None else env)
+    if _coverage_config is not None:
+        env[SUBPROCESS_COVERAGE] = _coverage_config
+    return env
+
+
 def pytest_sessionfinish() -> None:
     """Remove the session's Jupyter runtime folder."""
     shutil.rmtree(RUNTIME_DIR, ignore_errors=True)

@@ -14,6 +14,8 @@ import signal
 import sys
 import tempfile
 
+from conftest import measured
+
 __all__ = ["FACTOR", "ServerProcess"]
 
 FACTOR = float(os.environ.get("WSTEACH_TIMEOUT_FACTOR", "1"))
@@ -48,7 +50,7 @@ class ServerProcess:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=output,
             stderr=asyncio.subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            env=measured({**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}),
         )
         server = cls(process, output)
         try:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import measured
 from rawws import Raw, frame, http_exchange, request
 from serverproc import FACTOR, ServerProcess
 from websockets.asyncio.client import connect
@@ -187,6 +188,7 @@ async def test_port_in_use_is_one_line_and_exit_1() -> None:
             capture_output=True,
             text=True,
             timeout=30,
+            env=measured(),
         )
     assert result.returncode == 1
     assert result.stderr == (

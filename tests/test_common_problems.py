@@ -32,6 +32,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from conftest import measured
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from playwright.async_api import async_playwright
@@ -135,7 +136,7 @@ async def run_process(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         cwd=cwd,
-        env=env,
+        env=measured(env),
     )
     async with asyncio.timeout(30):
         stdout, stderr = await process.communicate()

@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -137,10 +138,23 @@ START_URL = re.compile(
 )
 
 
-def status_of(url: str) -> int:
-    """The HTTP status that ``url`` answers with."""
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return response.status
+def status_of(url: str, deadline: float) -> int:
+    """The HTTP status that ``url`` answers with, once its server listens.
+
+    Jupyter Server prints its URLs before it binds its port (``start_app``
+    logs them; ``_bind_http_server`` runs once the event loop starts), so a
+    refused connection right after the URL appears is retried until
+    ``deadline`` (a ``time.monotonic()`` value).
+    """
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return response.status
+        except urllib.error.URLError as error:
+            refused = isinstance(error.reason, ConnectionRefusedError)
+            if not refused or time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)
 
 
 @pytest.mark.browser
@@ -176,9 +190,9 @@ async def test_make_lab_prints_a_url_that_opens_the_start_notebook(tmp_path, bro
             await asyncio.sleep(0.2)
         url = found[0]
         token = url.split("?token=")[1]
-        assert await asyncio.to_thread(status_of, url) == 200
+        assert await asyncio.to_thread(status_of, url, deadline) == 200
         lab = f"http://127.0.0.1:{port}/lab?token={token}"
-        assert await asyncio.to_thread(status_of, lab) == 200
+        assert await asyncio.to_thread(status_of, lab, deadline) == 200
 
         page = await browser.new_page(viewport={"width": 1280, "height": 900})
         await page.goto(url)

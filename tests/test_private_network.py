@@ -160,3 +160,26 @@ def test_exit_status_is_the_commands(tmp_path):
     )
     assert result.returncode == 3
     assert result.stderr == ""
+
+
+def test_available_says_whether_make_test_may_run_its_stages_side_by_side(tmp_path):
+    """--available runs nothing: 0 where a namespace works here, 1 without unshare."""
+    here = subprocess.run(
+        [sys.executable, TOOL, "--available"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=outside_env(),
+    )
+    assert here.returncode == (0 if private_network.namespace_problem() is None else 1)
+    assert here.stdout == here.stderr == ""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    without = subprocess.run(
+        [sys.executable, TOOL, "--available"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=outside_env(PATH=str(empty)),
+    )
+    assert without.returncode == 1

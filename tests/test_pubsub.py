@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 import redis.asyncio as aioredis
+from conftest import measured
 from redisserver import running_redis
 from serverproc import ServerProcess
 from websockets.exceptions import InvalidStatus
@@ -264,6 +265,7 @@ async def run_cli(*args: str) -> tuple[int, str, str]:
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env=measured(),
     )
     async with asyncio.timeout(20 * FACTOR):
         out, err = await process.communicate()

@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import measured
 from rawws import KEY, http_exchange
 from serverproc import ServerProcess
 from websockets.datastructures import Headers
@@ -111,6 +112,7 @@ def test_cli_serve_broadcast_web_serves_the_page() -> None:
         stdout=subprocess.PIPE,
         text=True,
         cwd=ROOT,
+        env=measured(),
     )
     try:
         assert process.stdout is not None

@@ -10,7 +10,9 @@ not allowed (macOS, Windows, some containers), it checks the lessons' ports on
 ``127.0.0.1`` and ``::1`` instead: a busy one stops the run, before any test,
 with one line that names it and says why it is needed.
 
-Usage: ``python tools/private_network.py [--quiet] -- COMMAND [ARG...]``
+Usage: ``python tools/private_network.py [--quiet] -- COMMAND [ARG...]``, or
+``python tools/private_network.py --available``: exit status 0 when a private
+namespace works here (``make test`` then runs its stages side by side), else 1.
 
 ``--quiet`` drops the line that says which of the two happened; the error line
 stays. The command's exit status is this script's.
@@ -213,6 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command as the module docstring says; return a status on failure."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument(
+        "--available",
+        action="store_true",
+        help="exit 0 if a private network namespace works here, else 1; run nothing",
+    )
     parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--probe6", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--inside", nargs=2, type=int, help=argparse.SUPPRESS)
@@ -220,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.probe or args.probe6:
         return probe(ipv6=args.probe6)
+    if args.available:
+        return 0 if namespace_problem() is None else 1
     if not args.command:
         parser.error("no command to run: python tools/private_network.py -- COMMAND")
     if args.inside:

@@ -1,0 +1,142 @@
+"""tools/binder_venv.py: the Binder check's venv is rebuilt exactly when its inputs change."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from types import ModuleType
+
+from conftest import ROOT
+
+TOOL = ROOT / "tools" / "binder_venv.py"
+
+
+def make_venv(tmp_path: Path, *more: str) -> subprocess.CompletedProcess[str]:
+    """Run the tool on a venv in ``tmp_path`` from ``tmp_path/requirements.txt``."""
+    return subprocess.run(
+        [
+            sys.executable,
+            TOOL,
+            "--python",
+            sys.executable,
+            "--venv",
+            str(tmp_path / "venv"),
+            "--requirements",
+            str(tmp_path / "requirements.txt"),
+            "--inputs",
+            str(tmp_path / "runtime.txt"),
+            *more,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=100,
+        cwd=tmp_path,
+        # Fail at once, not after a network timeout, if pip looked at an index.
+        env={**os.environ, "PIP_NO_INDEX": "1"},
+    )
+
+
+def hello_wheel(folder: Path, greeting: str) -> Path:
+    """A one-module wheel of a local package ("./hello-1-py3-none-any.whl").
+
+    A wheel, not a source folder: building one needs setuptools from the
+    index, and the tests have no network.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "hello-1-py3-none-any.whl"
+    files = {
+        "hello.py": f"GREETING = {greeting!r}\n",
+        "hello-1.dist-info/METADATA": "Metadata-Version: 2.1\nName: hello\nVersion: 1\n",
+        "hello-1.dist-info/WHEEL": (
+            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+            "Tag: py3-none-any\n"
+        ),
+    }
+    record = "".join(f"{name},,\n" for name in files) + "hello-1.dist-info/RECORD,,\n"
+    with zipfile.ZipFile(path, "w") as wheel:
+        for name, text in {**files, "hello-1.dist-info/RECORD": record}.items():
+            wheel.writestr(name, text)
+    return path
+
+
+def greeting_in(venv: Path) -> str:
+    """What ``hello.GREETING`` is in the venv's Python."""
+    return subprocess.run(
+        [venv / "bin" / "python", "-c", "import hello; print(hello.GREETING)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=venv,
+    ).stdout.strip()
+
+
+def test_same_inputs_reuse_the_venv_and_a_change_rebuilds_it(tmp_path: Path) -> None:
+    """A failed build is not reused; a finished one is, with the local package reinstalled; a change rebuilds."""
+    wheel = "./dist/hello-1-py3-none-any.whl"
+    (tmp_path / "requirements.txt").write_text(f"# the package\n{wheel}\n")
+    (tmp_path / "runtime.txt").write_text("python-3.12\n")
+    venv = tmp_path / "venv"
+
+    failed = make_venv(tmp_path)  # The wheel is not there yet.
+    assert failed.returncode != 0
+    assert not (venv / "binder-venv.json").exists()
+
+    hello_wheel(tmp_path / "dist", "first")
+    first = make_venv(tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert (
+        "building" in first.stdout and "(no record of a finished build)" in first.stdout
+    )
+    assert greeting_in(venv) == "first"
+    (venv / "left-by-the-first-build").touch()
+
+    hello_wheel(tmp_path / "dist", "second")
+    again = make_venv(tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("Binder check: reusing")
+    assert "BINDER_FRESH=1 rebuilds it" in again.stdout
+    assert f"--no-deps --force-reinstall {wheel}" in again.stdout
+    assert (venv / "left-by-the-first-build").exists()
+    assert greeting_in(venv) == "second"
+
+    (tmp_path / "runtime.txt").write_text("python-3.13\n")
+    changed = make_venv(tmp_path, "--fresh")
+    assert changed.returncode == 0, changed.stderr
+    assert "from nothing (--fresh)" in changed.stdout
+    assert not (venv / "left-by-the-first-build").exists()
+
+
+def test_what_changed_is_named(tmp_path: Path) -> None:
+    """The reason for a rebuild names the file, the Python or the extras that changed."""
+    tool = load_tool()
+    venv, runtime = tmp_path / "venv", tmp_path / "runtime.txt"
+    venv.mkdir()
+    runtime.write_text("python-3.12\n")
+    built = tool.inputs_of(sys.executable, [runtime], ["pytest"])
+    assert tool.changed(venv, built) == "no record of a finished build"
+    (venv / tool.RECORD).write_text(json.dumps(built))
+    assert tool.changed(venv, built) is None
+    assert (
+        tool.changed(venv, {**built, "extra": ["pytest", "nbval"]})
+        == "other extra packages"
+    )
+    assert tool.changed(venv, {**built, "version": "3.13.0"}) == "another Python"
+    runtime.write_text("python-3.13\n")
+    now = tool.inputs_of(sys.executable, [runtime], ["pytest"])
+    assert tool.changed(venv, now) == f"{runtime} changed"
+    (venv / tool.RECORD).write_text("[]")
+    assert tool.changed(venv, built) == "no record of a finished build"
+
+
+def load_tool() -> ModuleType:
+    """tools/binder_venv.py as a module."""
+    spec = importlib.util.spec_from_file_location("binder_venv", TOOL)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
