@@ -57,6 +57,13 @@ def measured(env: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+# The tests that run make (tests/test_make.py) run it as a user would, not as
+# part of the make that runs the tests (make test runs its stages with -j3):
+# an outer make's jobserver in MAKEFLAGS makes the inner one warn.
+for _name in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL"):
+    os.environ.pop(_name, None)
+
+
 def pytest_sessionfinish() -> None:
     """Remove the session's Jupyter runtime folder."""
     shutil.rmtree(RUNTIME_DIR, ignore_errors=True)
