@@ -505,6 +505,7 @@ def plot(results: Sequence[FanoutResult]) -> Figure:
     notebook shows as the cell's value.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
     plt.close(fig)  # Shown once, as the cell's value, not a second time by pyplot.
@@ -549,7 +550,6 @@ def plot(results: Sequence[FanoutResult]) -> Figure:
         first = stalls[0]
         size = f"{first.messages} × {_size(first.payload)}"
         right.set_title(f"{first.receivers} receivers, {size}: one more stops reading")
-    right.bar([], [], color="tab:blue", label="all reading")
-    right.bar([], [], color="tab:red", label="one stalled")
-    right.legend(loc="upper left")
+    colours = {"all reading": "tab:blue", "one stalled": "tab:red"}
+    right.legend(handles=[Patch(color=c, label=k) for k, c in colours.items()])
     return fig
