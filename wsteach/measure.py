@@ -302,10 +302,10 @@ async def _drain(connection: ClientConnection) -> None:
 class _Group:
     """One fan-out on one server: a sender, receivers, and the result they fill in.
 
-    :func:`_interleave` calls :meth:`open`, :meth:`before_waves`, :meth:`wave` for each
-    message, :meth:`after_waves`, :meth:`close` (:meth:`abort` on any error).
-    The two hooks do nothing here; ``benchmarks/harness.py`` overrides them to
-    count the server's CPU time.
+    :func:`_interleave` calls :meth:`open`, :meth:`before_waves`, :meth:`wave`
+    for each message, :meth:`after_waves`, :meth:`close` (:meth:`abort` on any
+    error). The two hooks do nothing here; ``benchmarks/harness.py`` overrides
+    them to count the server's CPU time.
     """
 
     def __init__(
