@@ -1,14 +1,17 @@
-"""The benchmark harness: servers in child processes, echo rates, idle memory.
+"""The benchmark harness: servers in child processes, CPU time, echo rates, memory.
 
 ``benchmarks/run.py`` (``make bench``) measures wsteach against plain
-websockets with these. The fan-out itself (:func:`wsteach.measure.run_interleaved`,
-:class:`wsteach.measure.FanoutResult`) lives in the package, where notebook 05
-uses it; this module adds what only the benchmark needs:
+websockets with these. The fan-out itself (:mod:`wsteach.measure`: its wave by
+wave ``run_interleaved`` and ``FanoutResult``) lives in the package, where
+notebook 05 uses it; this module adds what only the benchmark needs:
 
 - :class:`ServerProcess`: the server in a child Python process, so that server
   and clients don't share an event loop, and the child reports its own CPU
-  time, which gives :attr:`~wsteach.measure.FanoutResult.cpu_per_recipient_us`.
-  On a 2-core machine the two processes still compete for the cores;
+  time. On a 2-core machine the two processes still compete for the cores;
+- :class:`BenchGroup`, the package's fan-out group with its two hooks
+  (``before_waves``, ``after_waves``) reading the server's CPU time, and
+  :meth:`~BenchGroup.wave` timing this process's; :class:`BenchResult` adds
+  both to the package's result, and :func:`run_interleaved` runs them;
 - echo servers (:data:`ECHO_KINDS`) and :func:`echo_rate`;
 - :func:`idle_memory` per connection, with :mod:`tracemalloc` in the child;
 - :func:`raise_fd_limit`: a thousand clients are a thousand sockets.
@@ -23,27 +26,34 @@ import asyncio
 import contextlib
 import gc
 import json
+import math
 import os
 import sys
 import time
 import tracemalloc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from websockets.asyncio.client import ClientConnection
 
 from wsteach import measure
-from wsteach.measure import FanoutResult, Handler, run_interleaved
+from wsteach.measure import FanoutResult
 
 __all__ = [
     "ECHO_KINDS",
+    "BenchGroup",
+    "BenchResult",
+    "Measured",
     "ServerProcess",
     "cpu_count",
     "echo_rate",
     "idle_memory",
     "raise_fd_limit",
     "run_fanout",
+    "run_groups",
+    "run_interleaved",
     "run_stall_pair",
     "running",
 ]
@@ -55,7 +65,7 @@ HERE = Path(__file__).resolve().parent
 
 
 class _Served:
-    """A server of any kind on this process's loop, with what a fan-out asks of it."""
+    """A server of any kind on this process's loop (for :func:`echo_rate`)."""
 
     def __init__(self, url: str, count: Any, stop: Any) -> None:
         self.url = url
@@ -65,27 +75,20 @@ class _Served:
     async def connections(self) -> int:
         return int(self._count())
 
-    async def cpu(self) -> None:
-        return None
-
 
 async def start_kind(kind: str) -> _Served:
     """Start the server called ``kind`` (:data:`wsteach.measure.KINDS` or an echo) here."""
-    if kind in ECHO_KINDS[1:]:
-        from wsteach import echo, start
+    from wsteach import echo, start
 
+    if kind in ECHO_KINDS[1:]:
         server = await start(
             echo, port=0, host=measure.HOST, trace=kind.endswith("trace")
         )
         return _Served(server.url, lambda: len(server.connections), server.stop)
-    if kind == "echo-plain":
-        from wsteach import echo
-
-        handler: Handler = echo
-    else:
-        handler = measure.handler_for(kind)
     stack = contextlib.AsyncExitStack()
-    served = await stack.enter_async_context(measure.serving(handler))
+    served = await stack.enter_async_context(
+        measure.serving(echo if kind == "echo-plain" else kind)
+    )
     return _Served(served.url, lambda: len(served.server.connections), stack.aclose)
 
 
@@ -220,7 +223,11 @@ def raise_fd_limit() -> None:
 async def running(
     kind: str, *, separate_process: bool = True, tracemalloc: bool = False
 ) -> AsyncIterator[Any]:
-    """Run the server ``kind`` for an ``async with`` block, here or in a child."""
+    """Run the server ``kind`` for an ``async with`` block, in a child or here.
+
+    Only a :class:`ServerProcess` (the default) reports its CPU time, which a
+    fan-out of this module needs; a server here is for :func:`echo_rate`.
+    """
     if separate_process:
         server = ServerProcess(kind, tracemalloc=tracemalloc)
         await server.start()
@@ -236,8 +243,88 @@ async def running(
             await served.stop()
 
 
+# Fan-out with CPU time
+
+
+class Measured(measure.Measured, Protocol):
+    """A server whose CPU time a fan-out can read: a :class:`ServerProcess`."""
+
+    async def cpu(self) -> float: ...
+
+
+@dataclass
+class BenchResult(FanoutResult):
+    """A :class:`~wsteach.measure.FanoutResult` with the CPU time of its waves.
+
+    Attributes:
+        server_cpu: CPU seconds of the server's process during the waves.
+        client_cpu: CPU seconds of this process (the clients) during the
+            waves of this fan-out, not those of the others it alternated with.
+    """
+
+    server_cpu: float = 0.0
+    client_cpu: float = 0.0
+
+    @property
+    def cpu_per_recipient_us(self) -> float:
+        """Server CPU per message and recipient (the stalled one too), in µs."""
+        if self.sent == 0:
+            return math.nan
+        recipients = self.receivers + (1 if self.stalled else 0)
+        return self.server_cpu / (self.sent * recipients) * 1e6
+
+    def __str__(self) -> str:
+        cpu = self.cpu_per_recipient_us
+        return f"{super().__str__()}, server CPU {cpu:.1f} µs per recipient"
+
+
+class BenchGroup(measure._Group):
+    """The package's fan-out group, counting the server's CPU time and this process's.
+
+    The server's is read through the hooks :meth:`before_waves` and
+    :meth:`after_waves`, around all the waves of a run; this process's around
+    each of this group's own waves.
+    """
+
+    server: Measured
+    result: BenchResult
+
+    async def before_waves(self) -> None:
+        self.cpu_before = await self.server.cpu()
+
+    async def wave(self, seq: int) -> None:
+        started = time.process_time()
+        await super().wave(seq)
+        self.result.client_cpu += time.process_time() - started
+
+    async def after_waves(self) -> None:
+        self.result.server_cpu = await self.server.cpu() - self.cpu_before
+
+
+async def run_groups(groups: Sequence[BenchGroup]) -> list[BenchResult]:
+    """Run fan-outs wave by wave in turn, as :func:`wsteach.measure.run_interleaved`."""
+    await measure._interleave(groups)
+    return [group.result for group in groups]
+
+
+async def run_interleaved(
+    runs: Sequence[tuple[Measured, str, bool]],
+    *,
+    receivers: int,
+    messages: int,
+    payload: int = 1024,
+    wave_timeout: float = 1.0,
+) -> list[BenchResult]:
+    """:func:`wsteach.measure.run_interleaved`, with the CPU time of each run."""
+    groups = []
+    for server, kind, stalled in runs:
+        result = BenchResult(kind, receivers, messages, stalled, payload)
+        groups.append(BenchGroup(server, result, wave_timeout))
+    return await run_groups(groups)
+
+
 async def run_fanout(
-    server: Any,
+    server: Measured,
     *,
     kind: str,
     receivers: int,
@@ -245,8 +332,8 @@ async def run_fanout(
     stalled: bool = False,
     payload: int = 1024,
     wave_timeout: float = 1.0,
-) -> FanoutResult:
-    """Measure one fan-out against a running server (see ``run_interleaved``)."""
+) -> BenchResult:
+    """Measure one fan-out against a running server (see :func:`run_interleaved`)."""
     (result,) = await run_interleaved(
         [(server, kind, stalled)],
         receivers=receivers,
@@ -258,15 +345,15 @@ async def run_fanout(
 
 
 async def run_stall_pair(
-    reading: Any,
-    stalled: Any,
+    reading: Measured,
+    stalled: Measured,
     *,
     kind: str,
     receivers: int,
     messages: int,
     payload: int = 1024,
     wave_timeout: float = 1.0,
-) -> tuple[FanoutResult, FanoutResult]:
+) -> tuple[BenchResult, BenchResult]:
     """Measure two servers of one kind wave by wave, the second with a stalled reader.
 
     Returns:
@@ -280,6 +367,9 @@ async def run_stall_pair(
         wave_timeout=wave_timeout,
     )
     return first, second
+
+
+# Echo and memory
 
 
 async def echo_rate(

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Fan-out through Redis: two RedisRoom processes against one Room, in the same run.
 
-One sender and N receivers, as in ``wsteach.measure``: the sender sends a
+One sender and N receivers, as in ``wsteach.measure`` (through
+``harness.BenchGroup``, which adds the CPU time): the sender sends a
 message, waits until every receiver has it, then sends the next. Two setups
 are measured wave by wave in turn, so a hiccup of the machine hits both:
 
@@ -128,34 +129,44 @@ class Pair:
         return int(text.split()[0]) / 1e9
 
 
-class _SpreadGroup(measure._Group):
-    """A fan-out whose receivers are split between the pair's processes."""
+class _SpreadGroup(harness.BenchGroup):
+    """A fan-out whose receivers are split between the pair's processes.
+
+    Its hooks also read the Redis server's CPU time around the waves.
+    """
+
+    server: Pair
 
     async def open(self) -> None:
-        try:
-            urls = self.server.urls
-            for index, url in enumerate(urls):
-                count = self.receivers // len(urls) + (
-                    1 if index < self.receivers % len(urls) else 0
-                )
-                readers = await measure.connect_many(url, count)
-                self.clients += readers
-                self.tasks += [asyncio.create_task(self._read(c)) for c in readers]
-            (self.sender,) = await measure.connect_many(urls[0], 1)
-            self.clients.append(self.sender)
-            await measure.wait_for_connections(self.server, len(self.clients))
-        except BaseException:
-            await self.abort()
-            raise
+        urls = self.server.urls
+        receivers = self.result.receivers
+        for index, url in enumerate(urls):
+            count = receivers // len(urls) + (1 if index < receivers % len(urls) else 0)
+            readers = await measure.connect_many(url, count)
+            self.clients += readers
+            self.tasks += [asyncio.create_task(self._read(c)) for c in readers]
+        (self.sender,) = await measure.connect_many(urls[0], 1)
+        self.clients.append(self.sender)
+        await measure.wait_for_connections(self.server, len(self.clients))
 
-    def result(self) -> measure.FanoutResult:
-        return dataclasses.replace(super().result(), server_cpu=self.cpu)
+    async def before_waves(self) -> None:
+        await super().before_waves()
+        self.redis_before = self.server.redis_cpu()
+
+    async def after_waves(self) -> None:
+        await super().after_waves()
+        after = self.server.redis_cpu()
+        self.redis_cpu = (
+            None
+            if self.redis_before is None or after is None
+            else after - self.redis_before
+        )
 
 
 @dataclasses.dataclass
 class Round:
-    room: measure.FanoutResult
-    redis: measure.FanoutResult
+    room: harness.BenchResult
+    redis: harness.BenchResult
     redis_cpu: float | None  # Redis server CPU seconds during the waves.
 
 
@@ -164,36 +175,10 @@ async def measure_round(
 ) -> Round:
     """One round: the same fan-out on both setups, their waves alternating."""
     common = dict(receivers=receivers, messages=messages, stalled=False, payload=1024)
-    groups = [
-        measure._Group(room, kind="room", wave_timeout=5.0, **common),
-        _SpreadGroup(pair, kind="redis", wave_timeout=5.0, **common),
-    ]
-    try:
-        for group in groups:
-            await group.open()
-        for group in groups:
-            await group.count_cpu()
-        redis_before = pair.redis_cpu()
-        for seq in range(messages):
-            turn = seq % len(groups)
-            for group in groups[turn:] + groups[:turn]:
-                if group.going:
-                    await group.wave(seq)
-        redis_after = pair.redis_cpu()
-        for group in groups:
-            await group.count_cpu(stop=True)
-        for group in groups:
-            await group.close()
-    except BaseException:
-        for group in groups:
-            await group.abort()
-        raise
-    redis_cpu = (
-        None
-        if redis_before is None or redis_after is None
-        else redis_after - redis_before
-    )
-    return Round(groups[0].result(), groups[1].result(), redis_cpu)
+    spread = _SpreadGroup(pair, harness.BenchResult("redis", **common), 5.0)
+    one = harness.BenchGroup(room, harness.BenchResult("room", **common), 5.0)
+    await harness.run_groups([one, spread])
+    return Round(one.result, spread.result, spread.redis_cpu)
 
 
 def _median(values: Sequence[float | None]) -> float | None:

@@ -4,7 +4,8 @@
 Every figure is measured in this run. Each wsteach figure has a baseline
 written with plain websockets and the same handler; the two are measured
 alternately, several rounds, and the table quotes medians. Servers run in
-child processes (:class:`wsteach.harness.ServerProcess`), clients in this one.
+child processes (:class:`harness.ServerProcess`), clients in this one; the
+fan-out is :mod:`wsteach.measure`'s, with CPU time counted by the harness.
 """
 
 from __future__ import annotations
@@ -171,9 +172,9 @@ async def bench_fanout(
             )
         for receivers, messages in sizes.items():
             for n in range(rounds):
-                # The three servers, wave by wave in turn (measure.run_interleaved).
+                # The three servers, wave by wave in turn (harness.run_interleaved).
                 order = rotate(kinds, n)
-                results = await measure.run_interleaved(
+                results = await harness.run_interleaved(
                     [(servers[kind], kind, False) for kind in order],
                     receivers=receivers,
                     messages=messages,
@@ -203,7 +204,7 @@ async def bench_fanout(
                             key = (kind, receivers, result.stalled, result.payload)
                             runs.setdefault(key, []).append(result)
                     # The noise floor: the same pair of Rooms, both reading.
-                    control = await measure.run_interleaved(
+                    control = await harness.run_interleaved(
                         [
                             (servers["room"], "room", False),
                             (seconds["room"], "room", False),
@@ -221,12 +222,11 @@ async def bench_fanout(
         await asyncio.gather(*(server.stop() for server in servers.values()))
 
     def figure(
-        kind: str, receivers: int, value: Callable[[measure.FanoutResult], float]
+        kind: str, receivers: int, value: Callable[[harness.BenchResult], float]
     ) -> float:
         return median([value(r) for r in runs[kind, receivers, False, 1024]])
 
-    def cpu(r: measure.FanoutResult) -> float:
-        assert r.cpu_per_recipient_us is not None
+    def cpu(r: harness.BenchResult) -> float:
         return r.cpu_per_recipient_us
 
     for receivers, messages in sizes.items():
@@ -251,7 +251,7 @@ async def bench_fanout(
             paired <= 1.10,
         )
 
-        def client(r: measure.FanoutResult) -> float:
+        def client(r: harness.BenchResult) -> float:
             return r.client_cpu / r.delivered * 1e6
 
         room, plain, loop = (figure(k, receivers, client) for k in kinds)

@@ -31,9 +31,6 @@ async def test_fanout_delivers_every_message_once(kind: str) -> None:
     assert all(latency >= 0 for latency in result.latencies)
     assert result.stalled_after is None
     assert 0 <= result.p50 <= result.p99 < math.inf
-    # In-process, server and client CPU can't be told apart.
-    assert result.server_cpu is None
-    assert result.cpu_per_recipient_us is None
     assert "15/15 delivered" in str(result)
 
 
@@ -100,14 +97,10 @@ def test_percentiles_count_missing_deliveries_as_never() -> None:
             kind="loop",
             receivers=1,
             messages=messages,
-            sent=messages,
             stalled=False,
             payload=10,
+            sent=messages,
             latencies=latencies,
-            server_cpu=None,
-            client_cpu=0.5,
-            wall=1.0,
-            stalled_after=None,
         )
 
     full = result([i / 1000 for i in range(1, 101)], 100)
@@ -120,10 +113,7 @@ def test_percentiles_count_missing_deliveries_as_never() -> None:
     two_missing = result([i / 1000 for i in range(1, 99)], 100)
     assert two_missing.p99 == math.inf
     assert math.isnan(result([], 0).p50)
-    empty = result([], 3)
-    assert empty.p50 == math.inf
-    assert empty.cpu_per_recipient_us is None
-    assert not full.separate_process
+    assert result([], 3).p50 == math.inf
 
 
 async def test_compare_table_and_plot() -> None:
@@ -232,15 +222,54 @@ def test_plot_of_a_stalled_run_without_its_twin() -> None:
         kind="loop",
         receivers=1,
         messages=2,
-        sent=1,
         stalled=True,
         payload=10,
+        sent=1,
         latencies=[0.001],
-        server_cpu=None,
-        client_cpu=0.0,
-        wall=1.0,
         stalled_after=1,
     )
     _, right = measure.plot([stalled]).axes
     assert len(right.patches) == 1
     assert [text.get_text() for text in right.texts] == ["never"]
+
+
+async def test_hooks_run_around_the_waves_of_every_group() -> None:
+    """A group's hooks run after every group has connected and before anyone leaves."""
+    events: list[tuple[str, str]] = []
+
+    class Noted(measure._Group):
+        async def open(self) -> None:
+            await super().open()
+            events.append(("open", self.result.kind))
+
+        async def before_waves(self) -> None:
+            events.append(("before", self.result.kind))
+
+        async def wave(self, seq: int) -> None:
+            await super().wave(seq)
+            events.append(("wave", self.result.kind))
+
+        async def after_waves(self) -> None:
+            events.append(("after", self.result.kind))
+
+        async def close(self) -> None:
+            events.append(("close", self.result.kind))
+            await super().close()
+
+    async with measure.serving("room") as one, measure.serving("broadcast") as two:
+        groups = [
+            Noted(server, measure.FanoutResult(kind, 2, 2, False, 10), 1.0)
+            for server, kind in ((one, "room"), (two, "broadcast"))
+        ]
+        await measure._interleave(groups)
+    assert [step for step, _ in events] == [
+        *["open"] * 2,
+        *["before"] * 2,
+        *["wave"] * 4,
+        *["after"] * 2,
+        *["close"] * 2,
+    ]
+    # Message 1 goes out on each server in turn, message 2 starts one further on.
+    waves = [kind for step, kind in events if step == "wave"]
+    assert waves == ["room", "broadcast", "broadcast", "room"]
+    assert [group.result.delivered for group in groups] == [4, 4]
