@@ -183,3 +183,38 @@ def test_available_says_whether_make_test_may_run_its_stages_side_by_side(tmp_pa
         env=outside_env(PATH=str(empty)),
     )
     assert without.returncode == 1
+
+
+def test_nameservers_are_read_from_resolv_conf(tmp_path):
+    """Each DNS server once, loopback ones (nothing listens there inside) left out."""
+    conf = tmp_path / "resolv.conf"
+    conf.write_text(
+        "# generated\nnameserver 10.0.0.53\nnameserver 127.0.0.53\n"
+        "nameserver fe80::1%eth0\nnameserver 10.0.0.53\nsearch example.org\n"
+    )
+    assert private_network.nameservers(conf) == ["10.0.0.53", "fe80::1"]
+    assert private_network.nameservers(tmp_path / "missing") == []
+
+
+def test_a_name_lookup_inside_fails_at_once(tmp_path):
+    """Inside the private network a lookup fails as offline, not after the resolver's 5 s timeout."""
+    lookup = (
+        "import socket, time\n"
+        "start = time.monotonic()\n"
+        "try:\n"
+        "    socket.getaddrinfo('name.invalid', 1)\n"
+        "except OSError as error:\n"
+        "    print(type(error).__name__, round(time.monotonic() - start, 1))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, TOOL, "--quiet", "--", sys.executable, "-c", lookup],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=outside_env(),
+    )
+    name, seconds = result.stdout.split()
+    assert name == "gaierror", result.stderr
+    if private_network.namespace_problem() is None:
+        assert float(seconds) < 2, "the lookup waited for a DNS server"
+    # Without a namespace the lookup is this machine's own, as fast as its DNS.

@@ -39,6 +39,7 @@ __all__ = [
     "lesson_ports",
     "loopback_up",
     "main",
+    "nameservers",
     "namespace_problem",
 ]
 
@@ -110,7 +111,44 @@ LAN_COMMANDS = (
     ["route", "add", "default", "via", "10.89.0.1", "dev", "lan0"],
     ["-6", "addr", "add", "fd89::2/64", "dev", "lan0", "nodad"],
     ["-6", "route", "add", "default", "via", "fd89::1", "dev", "lan0"],
+    # The documentation addresses, which no real network routes, fail at once
+    # here too, instead of waiting for a neighbour on the stand-in LAN.
+    ["route", "add", "unreachable", "192.0.2.0/24"],
+    ["-6", "route", "add", "unreachable", "2001:db8::/32"],
 )
+
+
+def nameservers(resolv_conf: Path = Path("/etc/resolv.conf")) -> list[str]:
+    """The DNS servers the resolver asks, loopback ones left out."""
+    try:
+        text = resolv_conf.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    found = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0] == "nameserver":
+            address = fields[1].split("%", 1)[0]
+            loopback = address.startswith("127.") or address == "::1"
+            if not loopback and address not in found:
+                found.append(address)
+    return found
+
+
+def unreachable_nameservers() -> list[list[str]]:
+    """``ip`` arguments that make each DNS server unreachable inside.
+
+    Through the stand-in LAN a name lookup would wait for a server that never
+    answers (the resolver's timeout, 5 s and more); unreachable, it fails at
+    once, as on a machine with no network.
+    """
+    commands = []
+    for address in nameservers():
+        if ":" in address:
+            commands.append(["-6", "route", "add", "unreachable", f"{address}/128"])
+        else:
+            commands.append(["route", "add", "unreachable", f"{address}/32"])
+    return commands
 
 
 def lan_up() -> str | None:
@@ -120,7 +158,7 @@ def lan_up() -> str | None:
     )
     if ip is None:
         return "no ip command (iproute2)"
-    for arguments in LAN_COMMANDS:
+    for arguments in [*LAN_COMMANDS, *unreachable_nameservers()]:
         done = subprocess.run(
             [ip, *arguments], capture_output=True, text=True, check=False
         )
