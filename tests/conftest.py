@@ -70,6 +70,18 @@ def pytest_sessionfinish() -> None:
 
 
 @pytest.fixture(autouse=True)
+def _exercises_wait_one_second_for_a_reply(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exercises wait 2 s for a reply (a student's busy laptop); tests wait 1 s.
+
+    Here a reply comes within milliseconds, and the many tests of answers that
+    send nothing end twice as soon.
+    """
+    from wsteach.exercises import _core
+
+    monkeypatch.setattr(_core, "REPLY_TIMEOUT", 1.0)
+
+
+@pytest.fixture(autouse=True)
 async def _stop_servers():
     """Stop whatever servers a test left running, so tests stay independent."""
     yield

@@ -75,8 +75,8 @@ def greeting_in(venv: Path) -> str:
     ).stdout.strip()
 
 
-def test_same_inputs_reuse_the_venv_and_a_change_rebuilds_it(tmp_path: Path) -> None:
-    """A failed build is not reused; a finished one is, with the local package reinstalled; a change rebuilds."""
+def test_a_finished_build_is_reused_and_a_failed_one_is_not(tmp_path: Path) -> None:
+    """A failed build is built again; a finished one is kept, its local package reinstalled."""
     wheel = "./dist/hello-1-py3-none-any.whl"
     (tmp_path / "requirements.txt").write_text(f"# the package\n{wheel}\n")
     (tmp_path / "runtime.txt").write_text("python-3.12\n")
@@ -104,11 +104,40 @@ def test_same_inputs_reuse_the_venv_and_a_change_rebuilds_it(tmp_path: Path) -> 
     assert (venv / "left-by-the-first-build").exists()
     assert greeting_in(venv) == "second"
 
-    (tmp_path / "runtime.txt").write_text("python-3.13\n")
-    changed = make_venv(tmp_path, "--fresh")
-    assert changed.returncode == 0, changed.stderr
-    assert "from nothing (--fresh)" in changed.stdout
-    assert not (venv / "left-by-the-first-build").exists()
+
+def test_a_change_or_fresh_rebuilds(tmp_path: Path, monkeypatch, capsys) -> None:
+    """With the record matching, --fresh rebuilds; a changed input rebuilds and is named."""
+    tool = load_tool()
+    built: list[Path] = []
+    monkeypatch.setattr(tool, "build", lambda python, venv, *rest: built.append(venv))
+    venv, requirements, runtime = (
+        tmp_path / "venv",
+        tmp_path / "req.txt",
+        tmp_path / "rt.txt",
+    )
+    venv.mkdir()
+    requirements.write_text("# nothing\n")
+    runtime.write_text("python-3.12\n")
+    args = [
+        "--python",
+        sys.executable,
+        "--venv",
+        str(venv),
+        "--requirements",
+        str(requirements),
+    ]
+    args += ["--inputs", str(runtime)]
+    record = tool.inputs_of(sys.executable, [requirements, runtime], [])
+    (venv / tool.RECORD).write_text(json.dumps(record))
+
+    assert tool.main(args) == 0
+    assert built == [] and "reusing" in capsys.readouterr().out
+    assert tool.main([*args, "--fresh"]) == 0
+    assert built == [venv] and "from nothing (--fresh)" in capsys.readouterr().out
+    runtime.write_text("python-3.13\n")
+    assert tool.main(args) == 0
+    assert built == [venv, venv]
+    assert f"from nothing ({runtime} changed)" in capsys.readouterr().out
 
 
 def test_what_changed_is_named(tmp_path: Path) -> None:

@@ -55,7 +55,7 @@ async def test_everyone_rejects_the_video_room():
     first = results[0]
     assert first.status == FAILED
     assert first.detail == (
-        "alice received: expected 'Someone said: hi', received nothing (waited 2 s)"
+        "alice received: expected 'Someone said: hi', received nothing (waited 1 s)"
     )
 
 

@@ -30,7 +30,7 @@ async def test_nicknames_rejects_a_room_without_welcome():
     results = await only(ex.nicknames, 0).results(wsteach.Room().handler)
     assert results[0].status == FAILED
     assert results[0].detail == (
-        "alice received: expected 'welcome, alice', received nothing (waited 2 s)"
+        "alice received: expected 'welcome, alice', received nothing (waited 1 s)"
     )
 
 
@@ -64,7 +64,7 @@ async def test_announce_rejects_nicknames_without_announcements():
     """9.1's answer passes nothing of 9.2: nobody is told who joined."""
     results = await only(ex.announce, 0).results(echoing_nicknames)
     assert results[0].detail == (
-        "alice received: expected 'bob joined', received nothing (waited 2 s)"
+        "alice received: expected 'bob joined', received nothing (waited 1 s)"
     )
 
 
@@ -118,5 +118,5 @@ async def test_rate_limit_rejects_a_limit_shared_by_everyone():
     results = await only(ex.rate_limit, 1).results(global_limit)
     assert results[0].status == FAILED
     assert results[0].detail == (
-        "bob received: expected 'Someone said: my turn', received nothing (waited 2 s)"
+        "bob received: expected 'Someone said: my turn', received nothing (waited 1 s)"
     )

@@ -81,6 +81,16 @@ def expect(received: Any, expected: Any, what: str = "") -> None:
         raise Mismatch(expected, received, what)
 
 
+REPLY_TIMEOUT = 2.0
+"""Seconds a scenario waits for one reply, times ``WSTEACH_TIMEOUT_FACTOR``:
+long enough for a busy laptop, short enough that an answer which sends nothing
+is reported soon."""
+
+
+def _reply_timeout() -> float:
+    return REPLY_TIMEOUT * TIMEOUT_FACTOR
+
+
 @dataclass
 class Run:
     """What a scenario works with.
@@ -100,7 +110,7 @@ class Run:
     url: str
     answer: Any
     received: list[Any] = field(default_factory=list)
-    timeout: float = 2.0 * TIMEOUT_FACTOR
+    timeout: float = field(default_factory=_reply_timeout)
     errors: list[BaseException] = field(default_factory=list)
     printed: io.StringIO = field(default_factory=io.StringIO)
 
