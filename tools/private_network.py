@@ -111,10 +111,6 @@ LAN_COMMANDS = (
     ["route", "add", "default", "via", "10.89.0.1", "dev", "lan0"],
     ["-6", "addr", "add", "fd89::2/64", "dev", "lan0", "nodad"],
     ["-6", "route", "add", "default", "via", "fd89::1", "dev", "lan0"],
-    # The documentation addresses, which no real network routes, fail at once
-    # here too, instead of waiting for a neighbour on the stand-in LAN.
-    ["route", "add", "unreachable", "192.0.2.0/24"],
-    ["-6", "route", "add", "unreachable", "2001:db8::/32"],
 )
 
 
