@@ -1,9 +1,10 @@
 """The benchmark harness: servers in child processes, CPU time, echo rates, memory.
 
 ``benchmarks/run.py`` (``make bench``) measures wsteach against plain
-websockets with these. The fan-out itself (:mod:`wsteach.measure`: its wave by
-wave ``run_interleaved`` and ``FanoutResult``) lives in the package, where
-notebook 05 uses it; this module adds what only the benchmark needs:
+websockets with these. The fan-out itself (:mod:`wsteach.waves`: its wave by
+wave ``run_interleaved`` and ``FanoutResult``) and the servers it measures
+(:data:`wsteach.measure.KINDS`) live in the package, where notebook 05 uses
+them; this module adds what only the benchmark needs:
 
 - :class:`ServerProcess`: the server in a child Python process, so that server
   and clients don't share an event loop, and the child reports its own CPU
@@ -38,8 +39,8 @@ from typing import Any, Protocol
 
 from websockets.asyncio.client import ClientConnection
 
-from wsteach import measure
-from wsteach.measure import FanoutResult
+from wsteach import measure, waves
+from wsteach.waves import FanoutResult
 
 __all__ = [
     "ECHO_KINDS",
@@ -82,7 +83,7 @@ async def start_kind(kind: str) -> _Served:
 
     if kind in ECHO_KINDS[1:]:
         server = await start(
-            echo, port=0, host=measure.HOST, trace=kind.endswith("trace")
+            echo, port=0, host=waves.HOST, trace=kind.endswith("trace")
         )
         return _Served(server.url, lambda: len(server.connections), server.stop)
     stack = contextlib.AsyncExitStack()
@@ -122,7 +123,7 @@ class ServerProcess:
             stdout=asyncio.subprocess.PIPE,
         )
         port = (await self._answer())["port"]
-        self.url = f"ws://{measure.HOST}:{port}"
+        self.url = f"ws://{waves.HOST}:{port}"
 
     async def _answer(self) -> dict[str, Any]:
         assert self._process is not None and self._process.stdout is not None
@@ -246,7 +247,7 @@ async def running(
 # Fan-out with CPU time
 
 
-class Measured(measure.Measured, Protocol):
+class Measured(waves.Measured, Protocol):
     """A server whose CPU time a fan-out can read: a :class:`ServerProcess`."""
 
     async def cpu(self) -> float: ...
@@ -254,7 +255,7 @@ class Measured(measure.Measured, Protocol):
 
 @dataclass
 class BenchResult(FanoutResult):
-    """A :class:`~wsteach.measure.FanoutResult` with the CPU time of its waves.
+    """A :class:`~wsteach.waves.FanoutResult` with the CPU time of its waves.
 
     Attributes:
         server_cpu: CPU seconds of the server's process during the waves.
@@ -278,7 +279,7 @@ class BenchResult(FanoutResult):
         return f"{super().__str__()}, server CPU {cpu:.1f} µs per recipient"
 
 
-class BenchGroup(measure._Group):
+class BenchGroup(waves._Group):
     """The package's fan-out group, counting the server's CPU time and this process's.
 
     The server's is read through the hooks :meth:`before_waves` and
@@ -302,8 +303,8 @@ class BenchGroup(measure._Group):
 
 
 async def run_groups(groups: Sequence[BenchGroup]) -> list[BenchResult]:
-    """Run fan-outs wave by wave in turn, as :func:`wsteach.measure.run_interleaved`."""
-    await measure._interleave(groups)
+    """Run fan-outs wave by wave in turn, as :func:`wsteach.waves.run_interleaved`."""
+    await waves._interleave(groups)
     return [group.result for group in groups]
 
 
@@ -315,7 +316,7 @@ async def run_interleaved(
     payload: int = 1024,
     wave_timeout: float = 1.0,
 ) -> list[BenchResult]:
-    """:func:`wsteach.measure.run_interleaved`, with the CPU time of each run."""
+    """:func:`wsteach.waves.run_interleaved`, with the CPU time of each run."""
     groups = []
     for server, kind, stalled in runs:
         result = BenchResult(kind, receivers, messages, stalled, payload)
@@ -382,7 +383,7 @@ async def echo_rate(
     is not timed.
     """
     message = "x" * size
-    connections = await measure.connect_many(server.url, clients)
+    connections = await waves.connect_many(server.url, clients)
 
     async def ping(connection: ClientConnection) -> None:
         for _ in range(round_trips):
@@ -394,7 +395,7 @@ async def echo_rate(
         await asyncio.gather(*(ping(conn) for conn in connections))
         elapsed = time.perf_counter() - started
     except BaseException:
-        await measure.abort(connections)
+        await waves.abort(connections)
         raise
     await asyncio.gather(*(conn.close() for conn in connections))
     return clients * round_trips / elapsed
@@ -410,15 +411,15 @@ async def idle_memory(kind: str, *, connections: int = 200, warmup: int = 10) ->
     """
     raise_fd_limit()
     async with running(kind, tracemalloc=True) as server:
-        first = await measure.connect_many(server.url, warmup)
-        await measure.wait_for_connections(server, warmup)
+        first = await waves.connect_many(server.url, warmup)
+        await waves.wait_for_connections(server, warmup)
         before = await server.memory()
-        rest = await measure.connect_many(server.url, connections)
+        rest = await waves.connect_many(server.url, connections)
         try:
-            await measure.wait_for_connections(server, warmup + connections)
+            await waves.wait_for_connections(server, warmup + connections)
             after = await server.memory()
         except BaseException:
-            await measure.abort(first + rest)
+            await waves.abort(first + rest)
             raise
         await asyncio.gather(*(conn.close() for conn in first + rest))
     return (after - before) / connections

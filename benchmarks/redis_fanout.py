@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Fan-out through Redis: two RedisRoom processes against one Room, in the same run.
 
-One sender and N receivers, as in ``wsteach.measure`` (through
+One sender and N receivers, as in ``wsteach.waves`` (through
 ``harness.BenchGroup``, which adds the CPU time): the sender sends a
 message, waits until every receiver has it, then sends the next. Two setups
 are measured wave by wave in turn, so a hiccup of the machine hits both:
@@ -38,7 +38,7 @@ from typing import Any
 
 import harness  # benchmarks/harness.py, next to this file
 
-from wsteach import measure
+from wsteach import waves
 from wsteach.redis_server import RedisServer
 
 HOST = "127.0.0.1"
@@ -142,12 +142,12 @@ class _SpreadGroup(harness.BenchGroup):
         receivers = self.result.receivers
         for index, url in enumerate(urls):
             count = receivers // len(urls) + (1 if index < receivers % len(urls) else 0)
-            readers = await measure.connect_many(url, count)
+            readers = await waves.connect_many(url, count)
             self.clients += readers
             self.tasks += [asyncio.create_task(self._read(c)) for c in readers]
-        (self.sender,) = await measure.connect_many(urls[0], 1)
+        (self.sender,) = await waves.connect_many(urls[0], 1)
         self.clients.append(self.sender)
-        await measure.wait_for_connections(self.server, len(self.clients))
+        await waves.wait_for_connections(self.server, len(self.clients))
 
     async def before_waves(self) -> None:
         await super().before_waves()

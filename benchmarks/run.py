@@ -5,7 +5,8 @@ Every figure is measured in this run. Each wsteach figure has a baseline
 written with plain websockets and the same handler; the two are measured
 alternately, several rounds, and the table quotes medians. Servers run in
 child processes (:class:`harness.ServerProcess`), clients in this one; the
-fan-out is :mod:`wsteach.measure`'s, with CPU time counted by the harness.
+fan-out is :mod:`wsteach.waves`'s, on the servers of :mod:`wsteach.measure`,
+with CPU time counted by the harness.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 import harness  # benchmarks/harness.py, next to this file
 import websockets
 
-from wsteach import measure
+from wsteach import measure, waves
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks" / "solutions"
@@ -335,7 +336,7 @@ async def bench_fanout(
 
 
 def paired_ratio(
-    runs: dict[Any, list[measure.FanoutResult]],
+    runs: dict[Any, list[waves.FanoutResult]],
     kind: str,
     receivers: int,
     percentile: float = 99,

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import harness
 
-from wsteach import measure
+from wsteach import waves
 
 
 async def test_fanout_in_a_separate_process_reports_server_cpu() -> None:
@@ -76,7 +76,7 @@ async def test_echo_rate_against_each_echo_server() -> None:
         async with harness.running(kind, separate_process=False) as server:
             rate = await harness.echo_rate(server, clients=2, round_trips=5)
             assert rate > 0
-            await measure.wait_for_connections(server, 0)
+            await waves.wait_for_connections(server, 0)
 
 
 async def test_idle_memory_counts_bytes_per_connection() -> None:

@@ -168,6 +168,27 @@ def test_the_package_ships_no_authoring_or_test_tools():
     ]
 
 
+def test_waves_knows_no_other_module_of_wsteach():
+    """wsteach.waves imports websockets only: no server kinds, no cycle with measure."""
+    imported = _imports("wsteach.waves", _modules()["wsteach.waves"])
+    assert sorted(m for m in imported if _is(m, ("wsteach",))) == []
+
+
+def test_tests_mirror_modules():
+    """Each module of wsteach (or subpackage) has its tests/test_<module>.py."""
+    tests = ROOT / "tests"
+    names = {
+        path.stem if path.suffix else path.name
+        for path in PACKAGE.iterdir()
+        if (path.suffix == ".py" and not path.name.startswith("__"))
+        or (path / "__init__.py").exists()
+    }
+    missing = sorted(
+        name for name in names if not (tests / f"test_{name.lstrip('_')}.py").exists()
+    )
+    assert missing == []
+
+
 def test_examples_are_plain_websockets():
     """Each example imports only the standard library and websockets."""
     for path in sorted((ROOT / "examples").glob("*.py")):
@@ -179,7 +200,7 @@ def test_examples_are_plain_websockets():
 def test_the_cli_needs_no_ipython():
     """`python -m wsteach` loads no IPython, ipykernel or jupyter module."""
     code = (
-        "import sys, json, wsteach.cli, wsteach.measure\n"
+        "import sys, json, wsteach.cli, wsteach.measure, wsteach.waves\n"
         f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {KERNEL!r})))"
     )
     out = subprocess.run(
