@@ -50,12 +50,15 @@ lab: $(LAB_STAMP)
 ## make test: lint; then unit and integration tests with coverage, the notebooks, the Binder environment
 # The last three run side by side where each can have a private network of its
 # own (they all use the lessons' fixed ports); their output shows, each whole,
-# as each ends. Elsewhere (macOS) they run one after another.
+# as each ends. The notebooks and the Binder venv run at a lower priority
+# (nice): the unit tests take longest, and the notebooks mostly wait on kernels.
+# Elsewhere (macOS) the three run one after another.
 STAGES := unit notebooks-test binder-test
+LOW_PRIORITY ?=
 test: test-setup lint
 	@if $(BIN)/python tools/private_network.py --available; then \
 		echo "make test: $(STAGES) run side by side, each in a private network; each one's output shows when it ends"; \
-		$(MAKE) --no-print-directory -j3 --output-sync=target $(STAGES); \
+		$(MAKE) --no-print-directory -j3 --output-sync=target LOW_PRIORITY="nice -n 10" $(STAGES); \
 	else $(MAKE) --no-print-directory $(STAGES); fi
 
 # Says what make test set up, and stops here, in one line, when something is
@@ -78,7 +81,7 @@ NBVAL := --nbval-cell-timeout=60 -p no:cacheprovider -o testpaths=notebooks
 ## solution notebooks: outputs compared strictly, then each run once more in the
 ## same kernel (tests/nbval_rerun.py); the student notebooks run in binder-test
 notebooks-test: $(TEST_STAMP)
-	PYTHONPATH=tests $(PYTEST) -p nbval_rerun $(NBVAL) $(DURATIONS) --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/solutions
+	PYTHONPATH=tests $(LOW_PRIORITY) $(PYTEST) -p nbval_rerun $(NBVAL) $(DURATIONS) --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/solutions
 
 ## make notebooks: execute the solution notebooks, regenerate the student ones
 notebooks: $(TEST_STAMP)
@@ -122,7 +125,7 @@ binder-venv:
 	@python="$(BINDER_PYTHON)"; \
 	if [ -n "$$python" ]; then echo "Binder check: $$python (BINDER_PYTHON)"; \
 	else python="$$($(PYTHON) tools/binder_python.py --fallback $(PYTHON))" || exit 1; fi; \
-	$(PYTHON) tools/binder_venv.py --python "$$python" --venv $(BINDER_VENV) \
+	$(LOW_PRIORITY) $(PYTHON) tools/binder_venv.py --python "$$python" --venv $(BINDER_VENV) \
 		--requirements binder/requirements.txt --inputs binder/runtime.txt pyproject.toml \
 		--extra pytest nbval $(if $(BINDER_FRESH),--fresh)
 
@@ -132,7 +135,7 @@ binder-test: binder-venv
 	$(BINDER_VENV)/bin/jupyter server extension list 2>&1 | grep -E "jupyter_server_proxy .*enabled"
 	$(BINDER_VENV)/bin/python -c "import wsteach.web; wsteach.web.page('chat.js')"
 ifneq ($(STUDENT_NOTEBOOKS),)
-	$(call ISOLATED,$(BINDER_VENV)/bin) $(BINDER_VENV)/bin/python -m pytest -p no:cacheprovider -c /dev/null --rootdir=. \
+	$(LOW_PRIORITY) $(call ISOLATED,$(BINDER_VENV)/bin) $(BINDER_VENV)/bin/python -m pytest -p no:cacheprovider -c /dev/null --rootdir=. \
 		--nbval-lax --nbval-cell-timeout=60 $(NBVAL_SANITIZE) $(STUDENT_NOTEBOOKS)
 else
 	@echo "binder-test: no student notebooks in notebooks/ yet (make notebooks makes them): the environment installed and checked, no notebook run"

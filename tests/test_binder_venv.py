@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 from types import ModuleType
 
+import pytest
 from conftest import ROOT
 
 TOOL = ROOT / "tools" / "binder_venv.py"
@@ -75,16 +76,14 @@ def greeting_in(venv: Path) -> str:
     ).stdout.strip()
 
 
-def test_a_finished_build_is_reused_and_a_failed_one_is_not(tmp_path: Path) -> None:
-    """A failed build is built again; a finished one is kept, its local package reinstalled."""
+def test_a_finished_build_is_kept_and_its_local_package_reinstalled(
+    tmp_path: Path,
+) -> None:
+    """Built once; then kept while its inputs are the same, with the local package reinstalled."""
     wheel = "./dist/hello-1-py3-none-any.whl"
     (tmp_path / "requirements.txt").write_text(f"# the package\n{wheel}\n")
     (tmp_path / "runtime.txt").write_text("python-3.12\n")
     venv = tmp_path / "venv"
-
-    failed = make_venv(tmp_path)  # The wheel is not there yet.
-    assert failed.returncode != 0
-    assert not (venv / "binder-venv.json").exists()
 
     hello_wheel(tmp_path / "dist", "first")
     first = make_venv(tmp_path)
@@ -138,6 +137,25 @@ def test_a_change_or_fresh_rebuilds(tmp_path: Path, monkeypatch, capsys) -> None
     assert tool.main(args) == 0
     assert built == [venv, venv]
     assert f"from nothing ({runtime} changed)" in capsys.readouterr().out
+
+
+def test_a_build_that_fails_leaves_no_record(tmp_path: Path, monkeypatch) -> None:
+    """The record is written only once pip has installed everything."""
+    tool = load_tool()
+    commands: list[tuple] = []
+
+    def run(*command) -> None:
+        commands.append(command)
+        if "pip" in command:
+            raise subprocess.CalledProcessError(1, command)
+        Path(command[-1]).mkdir()  # python -m venv VENV
+
+    monkeypatch.setattr(tool, "run", run)
+    venv = tmp_path / "venv"
+    with pytest.raises(subprocess.CalledProcessError):
+        tool.build(sys.executable, venv, tmp_path / "requirements.txt", [], {})
+    assert [c[1:3] for c in commands] == [("-m", "venv"), ("-m", "pip")]
+    assert venv.is_dir() and not (venv / tool.RECORD).exists()
 
 
 def test_what_changed_is_named(tmp_path: Path) -> None:

@@ -14,12 +14,18 @@ import asyncio
 import hashlib
 import socket
 
+import pytest
 from rawws import Raw, request
 
 import wsteach
 from wsteach.clients import Client
 from wsteach.limits import Limits
 from wsteach.servers import Room
+
+# A stress test, not a coverage one: the Room's lines are covered by its own
+# tests (tests/test_servers.py), and tracing 80,000 deliveries twice costs
+# about 7 s of a 2-core machine's time (pytest-cov's marker).
+pytestmark = pytest.mark.no_cover
 
 SENDERS, MESSAGES, RECEIVERS = 8, 500, 20
 STAYING, JOINING, LEAVING = 12, 4, 4
