@@ -35,7 +35,7 @@ import tracemalloc
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from websockets.asyncio.client import ClientConnection
 
@@ -317,11 +317,16 @@ async def run_interleaved(
     wave_timeout: float = 1.0,
 ) -> list[BenchResult]:
     """:func:`wsteach.waves.run_interleaved`, with the CPU time of each run."""
-    groups = []
-    for server, kind, stalled in runs:
-        result = BenchResult(kind, receivers, messages, stalled, payload)
-        groups.append(BenchGroup(server, result, wave_timeout))
-    return await run_groups(groups)
+    results = await waves.run_interleaved(
+        runs,
+        receivers=receivers,
+        messages=messages,
+        payload=payload,
+        wave_timeout=wave_timeout,
+        group=BenchGroup,
+        result=BenchResult,
+    )
+    return cast("list[BenchResult]", results)
 
 
 async def run_fanout(

@@ -7,6 +7,7 @@ and gets contexts of its own, closed after it.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from playwright.async_api import Browser, async_playwright
@@ -62,6 +64,18 @@ def measured(env: dict[str, str] | None = None) -> dict[str, str]:
 # an outer make's jobserver in MAKEFLAGS makes the inner one warn.
 for _name in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL"):
     os.environ.pop(_name, None)
+
+
+def load_tool(name: str) -> ModuleType:
+    """``tools/<name>.py``, imported from its file once (tools/ is no package)."""
+    if name not in sys.modules:
+        path = ROOT / "tools" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
 def pytest_sessionfinish() -> None:

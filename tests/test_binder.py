@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -11,6 +10,7 @@ import tomllib
 from pathlib import Path
 from types import ModuleType
 
+from conftest import load_tool
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
@@ -92,14 +92,7 @@ def test_readme_badge_opens_the_start_notebook_in_jupyterlab() -> None:
 
 def load_binder_python() -> ModuleType:
     """``tools/binder_python.py``, imported from its file."""
-    spec = importlib.util.spec_from_file_location(
-        "binder_python", ROOT / "tools" / "binder_python.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["binder_python"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("binder_python")
 
 
 def choose_in(tmp_path: Path, path: list[Path]) -> subprocess.CompletedProcess[str]:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
-from types import ModuleType
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, load_tool
 
 TOOL = ROOT / "tools" / "binder_venv.py"
 
@@ -106,7 +104,7 @@ def test_a_finished_build_is_kept_and_its_local_package_reinstalled(
 
 def test_a_change_or_fresh_rebuilds(tmp_path: Path, monkeypatch, capsys) -> None:
     """With the record matching, --fresh rebuilds; a changed input rebuilds and is named."""
-    tool = load_tool()
+    tool = load_tool("binder_venv")
     built: list[Path] = []
     monkeypatch.setattr(tool, "build", lambda python, venv, *rest: built.append(venv))
     venv, requirements, runtime = (
@@ -141,7 +139,7 @@ def test_a_change_or_fresh_rebuilds(tmp_path: Path, monkeypatch, capsys) -> None
 
 def test_a_build_that_fails_leaves_no_record(tmp_path: Path, monkeypatch) -> None:
     """The record is written only once pip has installed everything."""
-    tool = load_tool()
+    tool = load_tool("binder_venv")
     commands: list[tuple] = []
 
     def run(*command) -> None:
@@ -160,7 +158,7 @@ def test_a_build_that_fails_leaves_no_record(tmp_path: Path, monkeypatch) -> Non
 
 def test_what_changed_is_named(tmp_path: Path) -> None:
     """The reason for a rebuild names the file, the Python or the extras that changed."""
-    tool = load_tool()
+    tool = load_tool("binder_venv")
     venv, runtime = tmp_path / "venv", tmp_path / "runtime.txt"
     venv.mkdir()
     runtime.write_text("python-3.12\n")
@@ -178,12 +176,3 @@ def test_what_changed_is_named(tmp_path: Path) -> None:
     assert tool.changed(venv, now) == f"{runtime} changed"
     (venv / tool.RECORD).write_text("[]")
     assert tool.changed(venv, built) == "no record of a finished build"
-
-
-def load_tool() -> ModuleType:
-    """tools/binder_venv.py as a module."""
-    spec = importlib.util.spec_from_file_location("binder_venv", TOOL)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module

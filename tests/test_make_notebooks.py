@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import load_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "notebooks" / "solutions"
 STUDENTS = ROOT / "notebooks"
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location(
-        "make_notebooks", ROOT / "tools" / "make_notebooks.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["make_notebooks"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-make_notebooks = _load_tool()
+make_notebooks = load_tool("make_notebooks")
 strip_solutions = make_notebooks.strip_solutions
 student_version = make_notebooks.student_version
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -10,10 +9,9 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
-from conftest import ROOT, TIMEOUT_FACTOR
+from conftest import ROOT, TIMEOUT_FACTOR, load_tool
 
 TOOL = ROOT / "tools" / "private_network.py"
 
@@ -50,16 +48,7 @@ print("listening on 7890")
 """
 
 
-def load_tool() -> ModuleType:
-    """``tools/private_network.py``, imported from its file."""
-    spec = importlib.util.spec_from_file_location("private_network", TOOL)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-private_network = load_tool()
+private_network = load_tool("private_network")
 
 
 def outside_env(**changes: str) -> dict[str, str]:

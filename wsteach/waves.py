@@ -315,6 +315,8 @@ async def run_interleaved(
     messages: int,
     payload: int = 1024,
     wave_timeout: float = 1.0,
+    group: type[_Group] = _Group,
+    result: type[FanoutResult] = FanoutResult,
 ) -> list[FanoutResult]:
     """Measure the same fan-out on running servers, wave by wave in turn.
 
@@ -324,10 +326,12 @@ async def run_interleaved(
     all runs alike. A server whose wave takes longer than ``wave_timeout``
     seconds drops out: its missing deliveries never arrive. Everyone then
     disconnects. Returns one result per run, in the order of ``runs``.
+    ``group`` and ``result`` are the classes that measure and hold a run: the
+    benchmarks pass subclasses that add CPU time.
     """
-    groups = []
-    for server, kind, stalled in runs:
-        result = FanoutResult(kind, receivers, messages, stalled, payload)
-        groups.append(_Group(server, result, wave_timeout))
+    groups = [
+        group(server, result(kind, receivers, messages, stalled, payload), wave_timeout)
+        for server, kind, stalled in runs
+    ]
     await _interleave(groups)
-    return [group.result for group in groups]
+    return [each.result for each in groups]

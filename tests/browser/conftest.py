@@ -11,7 +11,6 @@ line that says what to do; it never skips them.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import secrets
@@ -25,11 +24,11 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any, BinaryIO
 
 import nbformat
 import pytest
+from conftest import load_tool
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -43,21 +42,7 @@ CHROMIUM_ARGS = [
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load_find_browser() -> ModuleType:
-    """``tools/find_browser.py``, imported from its file (tools/ is no package)."""
-    if "find_browser" in sys.modules:
-        return sys.modules["find_browser"]
-    spec = importlib.util.spec_from_file_location(
-        "find_browser", ROOT / "tools" / "find_browser.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["find_browser"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-find_browser = _load_find_browser()
+find_browser = load_tool("find_browser")
 
 
 def chromium() -> str:
