@@ -112,6 +112,16 @@ if __name__ == "__main__":
 '''.lstrip("\n")
 """The whole ``room_redis.py``, both exercises solved."""
 
+
+def _part(first: str, stop: str) -> str:
+    """The lines of :data:`SOLUTION` from the one starting ``first`` to ``stop``'s.
+
+    Each exercise's solution is its part of the whole script, so the two never
+    differ.
+    """
+    start = SOLUTION.index("\n" + first) + 1
+    return SOLUTION[start : SOLUTION.index("\n" + stop, start) + 1]
+
 _START_TIMEOUT = 10 * TIMEOUT_FACTOR
 _QUIET = 1.0 * TIMEOUT_FACTOR  # How long "nothing arrives" is waited for.
 
@@ -456,11 +466,7 @@ publish = ScriptExercise(
         'data = {"sender": str(websocket.id), "text": message}, then '
         "await r.publish(CHANNEL, ...)",
     ],
-    solution="""
-async def publish(websocket, message):
-    data = {"sender": str(websocket.id), "text": message}
-    await r.publish(CHANNEL, json.dumps(data))
-""",
+    solution=_part("async def publish", "async def relay_from_redis"),
 )
 
 
@@ -538,18 +544,6 @@ relay = ScriptExercise(
         'the others are [c for c in connected if str(c.id) != data["sender"]]; '
         "start_relay returns asyncio.create_task(relay_from_redis(pubsub))",
     ],
-    solution="""
-async def relay_from_redis(pubsub):
-    async for item in pubsub.listen():
-        if item["type"] != "message":
-            continue
-        data = json.loads(item["data"])
-        others = [c for c in connected if str(c.id) != data["sender"]]
-        broadcast(others, "Someone said: " + data["text"])
-
-
-def start_relay(pubsub):
-    return asyncio.create_task(relay_from_redis(pubsub))
-""",
+    solution=_part("async def relay_from_redis", "async def handler"),
     diagnose=_relay_cause,
 )
