@@ -122,6 +122,7 @@ def _part(first: str, stop: str) -> str:
     start = SOLUTION.index("\n" + first) + 1
     return SOLUTION[start : SOLUTION.index("\n" + stop, start) + 1]
 
+
 _START_TIMEOUT = 10 * TIMEOUT_FACTOR
 _QUIET = 1.0 * TIMEOUT_FACTOR  # How long "nothing arrives" is waited for.
 
