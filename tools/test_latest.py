@@ -7,7 +7,8 @@ packages are newer than ``requirements/lock.txt``. Then it runs the unit tests
 and the solution notebooks there, as ``make test`` does (``make unit
 notebooks-test`` with ``VENV=.venv-latest``, coverage left out).
 
-When something fails, it finds which new version breaks what. For the failed
+It first makes sure that ``make test``'s own ``.venv`` exists (some tests run
+``make lab``). When something fails, it finds which new version breaks what. For the failed
 tests it first puts back the lock's versions: a test that fails with them too
 is not an upgrade's doing (flaky, or broken on main). Then, for each newer
 package in turn, it installs the lock with just that package at its newest
@@ -174,6 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="reuse .venv-latest as is")
     args = parser.parse_args(argv)
 
+    # Some tests run make lab, which needs make test's own .venv, from the lock.
+    clean = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS")}
+    if run(
+        "make", "--no-print-directory", "test-setup", cwd=ROOT, env=clean
+    ).returncode:
+        raise SystemExit("test-latest: make test-setup failed; see above")
     if not args.keep or not (VENV / "bin" / "python").exists():
         shutil.rmtree(VENV, ignore_errors=True)
         run(sys.executable, "-m", "venv", VENV, check=True)
@@ -207,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         f"PYTEST_ARGS=--deselect {DESELECT}",
         *STAGES,
         cwd=ROOT,
-        env={k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS")},
+        env=clean,
     )
     if result.returncode == 0:
         PASSED.write_text("".join(f"{n}=={v}\n" for n, v, _ in now.values()))
