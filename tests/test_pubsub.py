@@ -794,7 +794,9 @@ def test_unknown_host_reason_names_the_lookup() -> None:
     lookup = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
     error = ConnectionError("Error -2 connecting to no-such-host.invalid:6379.")
     error.__cause__ = lookup
-    assert _reason(error) == "no such host (name or service not known)"
+    assert (
+        _reason(error) == "its host name does not resolve (name or service not known)"
+    )
 
 
 async def test_unknown_host_is_one_line() -> None:
@@ -802,7 +804,9 @@ async def test_unknown_host_is_one_line() -> None:
     url = "redis://no-such-host.invalid:6379/0"
     code, _, err = await run_cli("serve", "broadcast", "--port", "0", "--redis", url)
     assert code == 1
-    assert err.startswith(f"wsteach: cannot reach redis at {url}: no such host ("), err
+    assert err.startswith(
+        f"wsteach: cannot reach redis at {url}: its host name does not resolve ("
+    ), err
     assert "unknown error" not in err
     assert err.endswith("start redis-server there, or correct the URL\n")
 

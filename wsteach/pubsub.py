@@ -158,7 +158,7 @@ def _reason(exc: BaseException) -> str:
         if isinstance(cause, socket.gaierror):
             # A name lookup's errno is negative (EAI_NONAME is -2), and
             # os.strerror knows only the positive ones: "unknown error -2".
-            return f"no such host ({str(cause.strerror).lower()})"
+            return f"its host name does not resolve ({str(cause.strerror).lower()})"
         if isinstance(cause, OSError) and cause.errno:
             return os.strerror(cause.errno).lower()
     text = str(exc).strip().rstrip(".") or type(exc).__name__
