@@ -842,3 +842,63 @@ async def test_close_drops_what_was_not_published(redis: RedisServer) -> None:
             await asyncio.sleep(0.2)  # Time for a stale message to show.
             assert [t for t in texts(bob) if t != "sent"] == ["fresh"], texts(bob)
             await room.close()
+
+
+async def test_publishing_that_keeps_failing_splits_the_room_in_time(
+    redis: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writes paused (CLIENT PAUSE WRITE) while the subscription is fine: split in time, then whole."""
+    monkeypatch.setattr(pubsub, "SOCKET_TIMEOUT", 0.2)
+    monkeypatch.setattr(pubsub, "HEALTH_CHECK_INTERVAL", 0.2)
+    said: list[str] = []
+    room = RedisRoom(
+        redis.url, say=said.append, backoff=(0.05, 0.1), limits=Limits(rate=None)
+    )
+    async with room:
+        server = await wsteach.start(room.handler, port=0)
+        async with wsteach.crowd(server.url, "alice", "ann") as (alice, ann):
+            await until(lambda: len(room.connected) == 2, "both joined")
+            admin = aioredis.Redis.from_url(redis.url)
+            try:
+                await admin.execute_command("CLIENT", "PAUSE", "1500", "WRITE")
+                await alice.send("paused")
+                # Relayed here once the room gave up on publishing it.
+                assert await ann.recv(timeout=5 * FACTOR) == PREFIX + "paused"
+                await admin.execute_command("CLIENT", "UNPAUSE")
+            finally:
+                await admin.aclose()
+            await room.wait_until(whole=True)
+            await alice.send("after")
+            await until(lambda: "after" in texts(ann), "after")
+            assert texts(ann) == ["paused", "after"]
+    assert "went away: this process relays" in said[1], said
+
+
+async def test_redis_refusing_publish_is_said_with_its_reason(
+    redis: RedisServer,
+) -> None:
+    """A user Redis won't let publish (ACL): the room says why, and relays here."""
+    admin = aioredis.Redis.from_url(redis.url)
+    try:
+        await admin.acl_setuser(
+            "student",
+            enabled=True,
+            nopass=True,
+            keys=["*"],
+            channels=["*"],
+            commands=["+@all", "-publish"],
+        )
+    finally:
+        await admin.aclose()
+    url = redis.url.replace("redis://", "redis://student@")
+    said: list[str] = []
+    room = RedisRoom(
+        url, say=said.append, backoff=(0.05, 0.1), limits=Limits(rate=None)
+    )
+    async with room:
+        server = await wsteach.start(room.handler, port=0)
+        async with wsteach.crowd(server.url, "alice", "ann") as (alice, ann):
+            await until(lambda: len(room.connected) == 2, "both joined")
+            await alice.send("refused")
+            assert await ann.recv() == PREFIX + "refused"
+    assert "went away (" in said[1] and "permission" in said[1], said

@@ -35,7 +35,10 @@ client twice.
 
 **Talking to Redis.** The publishing connection retries a command once, on a
 fresh connection, when the old one broke (Redis restarted, or a ``CLIENT
-KILL``): redis-py does that (its ``Retry``), and the numbers above make it
+KILL``): redis-py does that (its ``Retry``). If that fails too while the
+subscription is up, the room publishes the messages again, with backoff, until
+they go through or the subscription says that Redis is away: a broken
+publishing connection alone loses nothing. The numbers above make every retry
 safe. The subscription never retries inside redis-py, so that an outage
 reaches this class, which says so. Each command waits at most
 ``SOCKET_TIMEOUT`` seconds for its answer, and the subscription sends a
@@ -414,20 +417,49 @@ class RedisRoom(Room):
             batch = [await self._outbox.get()]
             while len(batch) < BATCH and not self._outbox.empty():
                 batch.append(self._outbox.get_nowait())
-            if self.whole:
-                self._in_flight = batch
-                try:
-                    await self._publish(batch)
-                    continue
-                except (RedisError, OSError, TimeoutError) as exc:
+            self._in_flight = batch
+            try:
+                published = await self._publish_while_whole(batch)
+            except Exception:
+                self._relay_here(batch)  # Lose nothing to a bug.
+                raise
+            finally:
+                self._in_flight = []
+            if not published:
+                self._relay_here(batch)
+
+    async def _publish_while_whole(self, batch: list[tuple[int, str, str]]) -> bool:
+        """Publish ``batch``; on a broken connection, try again while the room is whole.
+
+        Returns False once the room is split (then the batch goes out locally).
+        A broken publishing connection alone is no outage: the subscription
+        says whether Redis is away (it breaks, or its ping goes unanswered),
+        and until it does, the batch is published again, with backoff, for at
+        most ``HEALTH_CHECK_INTERVAL + SOCKET_TIMEOUT`` seconds, the time the
+        subscription takes to notice. A retried batch that Redis had run
+        already is harmless: each number is delivered once. Redis refusing a
+        command is an outage at once.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + HEALTH_CHECK_INTERVAL + SOCKET_TIMEOUT
+        delay = self.backoff[0]
+        while self.whole:
+            try:
+                await self._publish(batch)
+                return True
+            except CONNECTION_LOST as exc:
+                if loop.time() + delay > deadline:
                     self._lost(exc)
                     self._broken.set()
-                except Exception:
-                    self._relay_here(batch)  # Lose nothing to a bug.
-                    raise
-                finally:
-                    self._in_flight = []
-            self._relay_here(batch)
+                    return False
+                logger.info("publishing to redis failed, trying again: %s", exc)
+                with contextlib.suppress(TimeoutError):
+                    await self.wait_until(whole=False, timeout=delay)
+                delay = min(delay * 2, self.backoff[1])
+            except RedisError as exc:
+                self._lost(exc)
+                self._broken.set()
+        return False
 
     async def _publish(self, batch: list[tuple[int, str, str]]) -> None:
         assert self._publisher is not None
