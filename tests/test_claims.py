@@ -229,6 +229,70 @@ async def test_keepalive_never_closes_a_stalled_client_with_a_full_buffer():
         await server.wait_closed()
 
 
+async def test_keepalive_closes_a_stalled_client_whose_backlog_fits_the_os_buffers():
+    """Less waiting than the OS's socket buffers take: the ping gets out, keepalive closes."""
+    connected: asyncio.Queue = asyncio.Queue()
+    server, port = await _open_server(connected)
+    try:
+        sloth = await connect(
+            f"ws://127.0.0.1:{port}", max_queue=1, compression=None, ping_interval=None
+        )
+        websocket = await connected.get()
+        # A quarter of the buffers as they start out (the OS grows them later).
+        sent = websocket.transport.get_extra_info("socket")
+        received = sloth.transport.get_extra_info("socket")
+        room = sent.getsockopt(
+            socket.SOL_SOCKET, socket.SO_SNDBUF
+        ) + received.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        for _ in range(max(2, room // 4 // 10_000)):
+            broadcast([websocket], "x" * 10_000)
+        async with asyncio.timeout(20 * 2 * PING * TIMEOUT_FACTOR):
+            while websocket.protocol.close_sent is None:  # noqa: ASYNC110 - no event for it
+                await asyncio.sleep(PING / 4)
+        assert websocket.protocol.close_sent.code == 1011
+        assert websocket.protocol.close_sent.reason == "keepalive ping timeout"
+        assert sloth.protocol.close_rcvd is None, "sloth reads nothing: it never knows"
+        sloth.transport.abort()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_broadcast_writes_to_a_full_buffer_and_skips_a_closing_client():
+    """broadcast writes past a full buffer (no backpressure) and skips one that isn't open."""
+    connected: asyncio.Queue = asyncio.Queue()
+    server, port = await _open_server(connected)
+    try:
+        sloth = await connect(
+            f"ws://127.0.0.1:{port}", max_queue=1, compression=None, ping_interval=None
+        )
+        full = await connected.get()
+        gone = await connect(f"ws://127.0.0.1:{port}", ping_interval=None)
+        closing = await connected.get()
+        for _ in range(100):
+            broadcast([full], "x" * 100_000)
+        before = full.transport.get_write_buffer_size()
+        assert before > 1_000_000, "its buffer is full: more than the write limit"
+        broadcast([full], "x" * 100_000)
+        assert full.transport.get_write_buffer_size() >= before + 100_000, (
+            "still written"
+        )
+        await gone.close()
+        await closing.wait_closed()
+        broadcast([closing], "nobody hears this")  # Skipped, no error.
+        sloth.transport.abort()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def test_the_glossary_says_broadcast_writes_to_full_buffers():
+    """The glossary no longer says broadcast skips a client whose buffer is full."""
+    text = (ROOT / "docs" / "learners" / "glossary.md").read_text(encoding="utf-8")
+    assert "skips a client whose buffer is full" not in text
+    assert "even to a client whose buffer is already full" in text
+
+
 def test_notebook_05_says_keepalive_does_not_close_it():
     """05 says keepalive doesn't close a client that stopped reading, not that it does."""
     cells = json.loads(NOTEBOOK_05.read_text(encoding="utf-8"))["cells"]
@@ -327,3 +391,57 @@ async def test_except_exception_does_not_catch_cancelled_error():
     assert caught == []
     assert not issubclass(asyncio.CancelledError, Exception)
     assert issubclass(asyncio.CancelledError, BaseException)
+
+
+# The video's websockets, and how its server ends (notebooks 02 and 07) ------
+
+NOTEBOOK_00 = ROOT / "notebooks" / "solutions" / "00-start-here.ipynb"
+NOTEBOOK_02 = ROOT / "notebooks" / "solutions" / "02-echo-server.ipynb"
+
+
+def markdown_of(notebook: Path) -> str:
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    return "\n".join(
+        "".join(cell["source"]) for cell in cells if cell["cell_type"] == "markdown"
+    )
+
+
+def test_the_videos_websockets_is_said_alike_and_without_a_date():
+    """02 and 07 say the video's websockets was 13 or older, and give it no year."""
+    for notebook in (NOTEBOOK_02, NOTEBOOK_07):
+        prose = markdown_of(notebook)
+        assert "13 or older" in prose, notebook.name
+        assert "2021" not in prose and "websockets 10" not in prose, notebook.name
+
+
+def test_new_serve_is_the_default_and_takes_no_path():
+    """Since 14.0, websockets.serve is the new implementation: it calls handler(connection)."""
+    import websockets
+    from websockets.asyncio.server import serve as new_serve
+
+    assert websockets.serve is new_serve
+
+
+async def test_a_run_forever_script_ends_with_keyboard_interrupt_out_of_run_forever(
+    tmp_path: Path,
+):
+    """Ctrl+C on a run_forever() script: KeyboardInterrupt raised out of run_forever."""
+    script = tmp_path / "forever.py"
+    script.write_text(
+        "import asyncio\n"
+        "loop = asyncio.new_event_loop()\n"
+        "loop.call_soon(print, 'serving')\n"
+        "loop.run_forever()\n"
+    )
+    code, output = await run_script(script, stop_after="serving")
+    assert code != 0
+    lines = output.rstrip().splitlines()
+    assert lines[-1] == "KeyboardInterrupt"
+    assert "    loop.run_forever()" in lines, "raised out of run_forever itself"
+
+
+def test_the_map_of_00_lists_every_notebook():
+    """00's map links every notebook from 01 to the last."""
+    prose = markdown_of(NOTEBOOK_00)
+    for notebook in sorted((ROOT / "notebooks" / "solutions").glob("0[1-9]-*.ipynb")):
+        assert f"]({notebook.name})" in prose, f"00's map leaves out {notebook.name}"

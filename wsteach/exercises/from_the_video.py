@@ -1,7 +1,7 @@
 """Exercise for notebook 07: port the video's ``server_echo.py`` to today's API.
 
 - :data:`port_the_script`: the student's script, run as a real process with
-  ``python``, must behave as the video's did in 2021: print its banner, answer
+  ``python``, must behave as the video's did: print its banner, answer
   ``"Pong: " + message``, print what the video printed on connect, message
   and disconnect, and stop on Ctrl+C.
 
