@@ -136,11 +136,11 @@ def clean_step(value: Any) -> str:
     return value
 
 
-def step_order(step: str) -> tuple[tuple[int, str], ...]:
-    """Sort key that puts steps in notebook order: 2.1 < 2.2 < 2.10 < 3.1."""
+def step_order(step: str) -> tuple[tuple[int, int, str], ...]:
+    """Sort key that puts steps in notebook order: 2.1 < 2.1b < 2.2 < 2.10 < 3.1."""
     return tuple(
-        (int(part), "") if part.isdigit() else (1 << 30, part)
-        for part in re.split(r"[._-]", step)
+        (0, int(part), "") if part.isdigit() else (1, 0, part)
+        for part in re.findall(r"[0-9]+|[^0-9._-]+", step)
     )
 
 
@@ -335,8 +335,8 @@ class Board:
     def csv(self, now: float) -> str:
         """The board as CSV: one row per student, one column per step.
 
-        A cell says ``passed``, ``failed: cause``, or nothing, then ``+N
-        hints`` and ``+solution``. Text that a spreadsheet would take for a
+        A cell says ``passed``, ``failed: cause``, or nothing, then ``N
+        hints`` and ``solution shown``. Text that a spreadsheet would take for a
         formula (starting with ``=``, ``+``, ``-``, ``@``) gets a ``'`` first.
         """
         steps = self.steps()
@@ -386,10 +386,11 @@ def _csv_cell(cell: Cell | None) -> str:
         return ""
     parts = [f"failed: {cell.cause}" if cell.result == "failed" else cell.result]
     if cell.hints:
-        parts.append(f"+{cell.hints} hint{'s' if cell.hints > 1 else ''}")
+        parts.append(f"{cell.hints} hint{'s' if cell.hints > 1 else ''}")
     if cell.solution:
-        parts.append("+solution")
-    return _safe(" ".join(p for p in parts if p))
+        parts.append("solution shown")
+    # Starts with a word or a digit: never taken for a formula.
+    return " · ".join(p for p in parts if p)
 
 
 ProcessRequest = Callable[[ServerConnection, Request], Response | None]

@@ -34,16 +34,17 @@ function clock(at) {
   return new Date((at - clockOffset) * 1000).toTimeString().slice(0, 5);
 }
 
+// Same order as the server's step_order: 2.1 < 2.1b < 2.2 < 2.10 < 3.1.
 function stepOrder(a, b) {
-  const pa = a.split(/[._-]/), pb = b.split(/[._-]/);
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const x = pa[i] ?? "", y = pb[i] ?? "";
-    const nx = /^\d+$/.test(x) ? Number(x) : Infinity;
-    const ny = /^\d+$/.test(y) ? Number(y) : Infinity;
-    if (nx !== ny) return nx - ny;
-    if (x !== y) return x < y ? -1 : 1;
+  const pa = a.match(/[0-9]+|[^0-9._-]+/g) ?? [], pb = b.match(/[0-9]+|[^0-9._-]+/g) ?? [];
+  for (let i = 0; i < Math.min(pa.length, pb.length); i++) {
+    const x = pa[i], y = pb[i];
+    const dx = /^[0-9]/.test(x), dy = /^[0-9]/.test(y);
+    if (dx !== dy) return dx ? -1 : 1;
+    if (dx && Number(x) !== Number(y)) return Number(x) - Number(y);
+    if (!dx && x !== y) return x < y ? -1 : 1;
   }
-  return 0;
+  return pa.length - pb.length;
 }
 
 // Same rule as the server's Student.stuck: 3 failures in a row on a step,
