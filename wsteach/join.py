@@ -266,11 +266,13 @@ class Classmate:
                     open_timeout=10 * TIMEOUT_FACTOR,
                     max_size=2**16,
                 ) as websocket:
+                    pace = RateLimit(RATE, 10, time.monotonic())
+                    pace.allow(time.monotonic())  # The join message counts too.
                     self.queue.clear()  # The join message covers them.
                     await websocket.send(json.dumps(self.join_message()))
                     self.status = "connected"
                     delay = self.first_backoff
-                    await self._send_reports(websocket)
+                    await self._send_reports(websocket, pace)
             except ConnectionClosed as exc:
                 if exc.rcvd is not None and exc.rcvd.code in _FINAL:
                     self.status = f"refused: {exc.rcvd.reason}"
@@ -285,8 +287,7 @@ class Classmate:
             await asyncio.sleep(wait)
             delay = min(delay * 2, self.most_backoff)
 
-    async def _send_reports(self, websocket: ClientConnection) -> None:
-        pace = RateLimit(RATE, 10, time.monotonic())
+    async def _send_reports(self, websocket: ClientConnection, pace: RateLimit) -> None:
         closed = asyncio.ensure_future(websocket.wait_closed())
         try:
             while True:
