@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -315,3 +316,51 @@ async def test_reports_are_paced_under_the_rate_limit() -> None:
         await poll(lambda: cell(classroom, "2.2").get("hints") == 14, within=10)
         assert mate.status == "connected"
         await asyncio.sleep(0)
+
+
+# A real kernel -----------------------------------------------------------------
+
+KERNEL_HANDLER = """
+async def handler(websocket):
+    print("A client just connected")
+    async for message in websocket:
+        print("Received message from client: " + message)
+        await websocket.send("Pong: " + message)
+"""
+
+
+async def test_a_kernel_reports_each_check_and_keeps_its_row_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    """A real kernel joined through WSTEACH_CLASS shows each check on the board within 1 s."""
+    from kernel import Kernel
+
+    async with serving() as (classroom, server):
+        env = {"WSTEACH_CLASS": server.url, "WSTEACH_NAME": "kernel ada"}
+        kernel = await Kernel.start(tmp_path, env)
+        try:
+            shown = await kernel.run("import wsteach\nwsteach.join_class()")
+            assert "as 'kernel ada'" in shown["result"], shown
+            await poll(lambda: row(classroom, "kernel ada"), within=10)
+            await kernel.run(KERNEL_HANDLER)
+            shown = await kernel.run(
+                "from wsteach.exercises import echo_server as ex\n"
+                "await ex.handler.check(handler)"
+            )
+            assert "all passed" in shown["stdout"], shown
+            checked = time.monotonic()
+            await poll(lambda: cell(classroom, "2.2", "kernel ada").get("result"))
+            assert time.monotonic() - checked < 1.0
+            await kernel.run('wsteach.raise_hand("is this right?")')
+            await poll(lambda: row(classroom, "kernel ada").hand == "is this right?")
+        finally:
+            await kernel.stop()
+        await poll(lambda: not row(classroom, "kernel ada").online, within=10)
+        # A restarted kernel knows nothing, and its row keeps what it had.
+        kernel = await Kernel.start(tmp_path, env)
+        try:
+            await kernel.run("import wsteach\nwsteach.join_class()")
+            await poll(lambda: row(classroom, "kernel ada").online, within=10)
+            assert cell(classroom, "2.2", "kernel ada")["result"] == "passed"
+        finally:
+            await kernel.stop()
