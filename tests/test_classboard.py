@@ -248,12 +248,14 @@ def test_the_csv_has_a_row_per_student_and_no_formulas() -> None:
 
 @contextlib.asynccontextmanager
 async def serving(
-    limits: Limits | None = None, **options: Any
+    limits: Limits | None = None, *, port: int = 0, **options: Any
 ) -> AsyncIterator[tuple[ClassRoom, wsteach.Running]]:
-    """A ClassRoom on a free port, as ``wsteach serve class`` serves it."""
+    """A ClassRoom on ``port`` (a free one by default), as ``wsteach serve class`` serves it."""
     classroom = ClassRoom(limits=limits, flush_every=0.02, **options)
     hooks = classroom.limits.serve_options(pages=classroom.process_request)
-    async with wsteach.start(classroom.handler, port=0, trace=False, **hooks) as server:
+    async with wsteach.start(
+        classroom.handler, port=port, trace=False, **hooks
+    ) as server:
         yield classroom, server
 
 
