@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -364,3 +365,61 @@ async def test_a_kernel_reports_each_check_and_keeps_its_row_after_a_restart(
             assert cell(classroom, "2.2", "kernel ada")["result"] == "passed"
         finally:
             await kernel.stop()
+
+
+# Other kernels of this computer -------------------------------------------------
+
+
+async def test_a_join_is_remembered_for_the_other_kernels() -> None:
+    """After join_class(URL) in 00, another kernel's first check joins the same class."""
+    async with serving() as (classroom, server):
+        joined(server.url)
+        assert json.loads(join.class_file().read_text())["name"] == "ada"
+        join._current = None  # As in another kernel: nothing joined yet.
+        await echo_server.handler.check(echo)
+        assert join.current() is not None
+        await poll(lambda: cell(classroom, "2.2").get("result") == "passed")
+        wsteach.leave_class()
+        assert join.current() is None and not join.class_file().exists()
+        wsteach.leave_class()  # Twice: nothing left to do.
+        join.report("2.2", "passed")
+        assert join.current() is None
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["not json", '{"url": "ws://x:1"}', '{"url": "ws://x:1", "name": "a", "at": 0}'],
+)
+def test_a_broken_or_old_memory_is_ignored(content: str) -> None:
+    """A file that doesn't parse, lacks a field or is older than a day joins nothing."""
+    join.class_file().write_text(content)
+    assert join._remembered() is None
+
+
+def test_without_an_event_loop_a_report_joins_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """report() from plain sync code (no loop) with WSTEACH_CLASS set stays quiet."""
+    monkeypatch.setenv("WSTEACH_CLASS", "ws://127.0.0.1:9")
+    join.report("2.2", "passed")
+    assert join.current() is None
+
+
+async def test_the_environment_joins_on_the_first_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With WSTEACH_CLASS set, a kernel's first check joins without any cell."""
+    async with serving() as (classroom, server):
+        monkeypatch.setenv("WSTEACH_CLASS", server.url)
+        monkeypatch.setenv("WSTEACH_NAME", "ada")
+        join.report("2.2", "hint")
+        await poll(lambda: cell(classroom, "2.2").get("hints") == 1)
+        assert not join.class_file().exists()  # The environment needs no memory.
+
+
+def test_the_class_file_is_in_the_home_unless_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """~/.wsteach/class.json by default; WSTEACH_CLASS_FILE moves it."""
+    monkeypatch.delenv("WSTEACH_CLASS_FILE")
+    assert join.class_file() == Path.home() / ".wsteach" / "class.json"

@@ -27,6 +27,7 @@ def test_public_names():
         "crowd",
         "echo",
         "join_class",
+        "leave_class",
         "lower_hand",
         "raise_hand",
         "run_script",

@@ -25,8 +25,16 @@ How it stays out of your way:
 - Without a class (no address, no ``WSTEACH_CLASS``), :func:`join_class`
   does nothing and returns None, and every check behaves exactly as before.
 
-The address may come from the environment: ``WSTEACH_CLASS`` holds it, and
-``WSTEACH_NAME`` the name, when ``join_class`` is called without them.
+Every notebook runs in a kernel of its own, so the join has to reach the
+others too. Two ways:
+
+- ``WSTEACH_CLASS`` holds the address (and ``WSTEACH_NAME`` the name): then
+  ``join_class()`` joins with them, and the first check of any kernel joins
+  by itself;
+- :func:`join_class` with an address remembers it, with the name, in
+  :func:`class_file` (``~/.wsteach/class.json``) for :data:`REMEMBER_FOR`
+  seconds: the first check of another kernel joins the same class.
+  :func:`leave_class` forgets it.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ import json
 import os
 import random
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -54,8 +63,10 @@ __all__ = [
     "QUEUE_SIZE",
     "RATE",
     "Classmate",
+    "class_file",
     "current",
     "join_class",
+    "leave_class",
     "lower_hand",
     "raise_hand",
     "report",
@@ -68,6 +79,9 @@ RATE = 5.0
 FIRST_BACKOFF = 0.5
 MOST_BACKOFF = 30.0
 """Seconds between two tries to reach the server, at most."""
+
+REMEMBER_FOR = 12 * 3600.0
+"""Seconds a join is remembered for the other kernels: a workshop day."""
 
 # Close codes after which trying again would get the same answer.
 _FINAL = {1003, 1007, 1008, 1009}
@@ -115,6 +129,7 @@ def join_class(url: str | None = None, *, name: str | None = None) -> Classmate 
         RuntimeError: No event loop is running (call it from a notebook cell).
     """
     global _current
+    remember = bool(url)
     url = url or os.environ.get("WSTEACH_CLASS") or None
     if url is None:
         return None
@@ -130,15 +145,66 @@ def join_class(url: str | None = None, *, name: str | None = None) -> Classmate 
             return previous
         previous.leave()
     _current = Classmate(address, name, loop=loop, previous=previous)
+    if remember:
+        _remember(url, name)
     return _current
+
+
+def leave_class() -> None:
+    """Leave the class, and forget it for this computer's other kernels."""
+    global _current
+    if _current is not None:
+        _current.leave()
+        _current = None
+    with contextlib.suppress(OSError):
+        class_file().unlink()
+
+
+def class_file() -> Path:
+    """Where a join is remembered: ``WSTEACH_CLASS_FILE``, else ``~/.wsteach/class.json``."""
+    path = os.environ.get("WSTEACH_CLASS_FILE")
+    return Path(path) if path else Path.home() / ".wsteach" / "class.json"
+
+
+def _remember(url: str, name: str) -> None:
+    path = class_file()
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"url": url, "name": name, "at": time.time()}))
+
+
+def _remembered() -> tuple[str, str] | None:
+    """The address and name another kernel joined with lately, or None."""
+    try:
+        data = json.loads(class_file().read_text())
+        url, name, at = data["url"], data["name"], float(data["at"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    if not 0 <= time.time() - at <= REMEMBER_FOR:
+        return None
+    return url, name
+
+
+def _join_by_itself() -> None:
+    """On a first report: join the class of ``WSTEACH_CLASS`` or of another kernel."""
+    with contextlib.suppress(Exception):
+        asyncio.get_running_loop()
+        if os.environ.get("WSTEACH_CLASS"):
+            join_class()
+        elif (remembered := _remembered()) is not None:
+            url, name = remembered
+            join_class(url, name=name)
 
 
 def report(step: str, result: str, cause: str = "") -> None:
     """Tell the board about a step: ``passed``, ``failed``, ``hint``, ``solution``.
 
-    What every check, hint and solution calls. Returns at once; does nothing
-    without a class; never raises.
+    What every check, hint and solution calls. Returns at once; never
+    raises. Outside a class, it first joins the one ``WSTEACH_CLASS`` names or
+    another kernel joined (see the module's docstring), and else does nothing.
     """
+    if _current is None:
+        _join_by_itself()
     mate = _current
     if mate is None:
         return
