@@ -30,7 +30,7 @@ def _no_class(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     mate = join.current()
     if mate is not None:
         mate.leave()
-    monkeypatch.setattr(join, "_current", None)
+    join._current = None
 
 
 def joined(url: str, name: str = "ada") -> join.Classmate:
@@ -373,9 +373,13 @@ async def test_a_kernel_reports_each_check_and_keeps_its_row_after_a_restart(
 async def test_a_join_is_remembered_for_the_other_kernels() -> None:
     """After join_class(URL) in 00, another kernel's first check joins the same class."""
     async with serving() as (classroom, server):
-        joined(server.url)
+        first = joined(server.url)
         assert json.loads(join.class_file().read_text())["name"] == "ada"
-        join._current = None  # As in another kernel: nothing joined yet.
+        await poll(lambda: row(classroom))
+        first.leave()  # As if that kernel stopped: another kernel has joined nothing yet.
+        await first.wait_left()
+        await poll(lambda: not row(classroom).online)
+        join._current = None
         await echo_server.handler.check(echo)
         assert join.current() is not None
         await poll(lambda: cell(classroom, "2.2").get("result") == "passed")

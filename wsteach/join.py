@@ -77,8 +77,10 @@ QUEUE_SIZE = 100
 RATE = 5.0
 """Messages per second the background task sends, at most (bursts of 10)."""
 FIRST_BACKOFF = 0.5
-MOST_BACKOFF = 30.0
-"""Seconds between two tries to reach the server, at most."""
+MOST_BACKOFF = 5.0
+"""Seconds between two tries to reach the server, at most (give or take a
+fifth, so that a room of kernels doesn't knock all at once): a restarted
+server has its board back within seconds."""
 
 REMEMBER_FOR = 12 * 3600.0
 """Seconds a join is remembered for the other kernels: a workshop day."""

@@ -28,7 +28,7 @@ def _leave_the_class(monkeypatch: pytest.MonkeyPatch):
     mate = join.current()
     if mate is not None:
         mate.leave()
-    monkeypatch.setattr(join, "_current", None)
+    join._current = None
 
 
 async def echo(websocket: Any) -> None:

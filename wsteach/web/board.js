@@ -145,7 +145,7 @@ function connect() {
     status.textContent = `disconnected (${event.code}), retrying in ${retryDelay / 1000} s`;
     status.dataset.state = "closed";
     setTimeout(connect, retryDelay);
-    retryDelay = Math.min(retryDelay * 2, 8000);
+    retryDelay = Math.min(retryDelay * 2, 4000);
   };
 }
 
