@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rawws import Raw, frame, request
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -492,3 +494,48 @@ async def test_a_page_that_talks_is_ignored() -> None:
         await page.send(b"\x00")
         await poll(lambda: classroom.pages)
         assert classroom.board.students == {}
+
+
+# Anything at all ----------------------------------------------------------------
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=50),
+    lambda inner: (
+        st.lists(inner, max_size=5)
+        | st.dictionaries(st.text(max_size=10), inner, max_size=5)
+    ),
+    max_leaves=20,
+)
+FIELDS = st.fixed_dictionaries(
+    {},
+    optional={
+        "type": st.sampled_from(["join", "result", "hand"]) | JSON,
+        "name": st.text(max_size=60) | JSON,
+        "step": st.sampled_from(["2.1", "9.3b"]) | JSON,
+        "result": st.sampled_from(["passed", "failed", "hint", "solution"]) | JSON,
+        "cause": JSON,
+        "text": JSON,
+        "steps": st.dictionaries(st.text(max_size=5), JSON, max_size=3) | JSON,
+        "hand": st.fixed_dictionaries({}, optional={"text": JSON, "ago": JSON}) | JSON,
+    },
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(join=FIELDS, reports=st.lists(FIELDS, max_size=5))
+def test_any_message_is_taken_or_refused_and_the_board_stays_sound(
+    join: dict[str, Any], reports: list[dict[str, Any]]
+) -> None:
+    """Whatever a student sends, the board takes it or raises Refused; its state stays drawable."""
+    board = Board()
+    try:
+        student = board.join(join, T0)
+    except Refused:
+        assert board.students == {}
+        return
+    for report in reports:
+        with contextlib.suppress(Refused):
+            board.report(student, report, T0 + 1)
+    json.dumps(board.snapshot(T0 + 2), allow_nan=False)
+    board.csv(T0 + 2)
+    assert all(len(name) <= 40 and name.isprintable() for name in board.students)
