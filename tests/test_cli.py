@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -784,3 +785,28 @@ def test_class_flags_are_checked(capsys: pytest.CaptureFixture[str]) -> None:
     err = capsys.readouterr().err
     assert "must be at most 1440 minutes, got 2000" in err
     assert "--redis works with the broadcast server only" in err
+
+
+async def test_class_keeps_the_board_token_it_is_given() -> None:
+    """WSTEACH_BOARD_TOKEN keeps the board's address across restarts of the server."""
+    token = "k" * 24
+    server = await ServerProcess.start(
+        "class", "--port", "0", env={"WSTEACH_BOARD_TOKEN": token}
+    )
+    try:
+        assert any(line.endswith(f"/board?token={token}") for line in server.lines)
+    finally:
+        assert await server.stop() == 0
+
+
+def test_class_refuses_a_weak_board_token() -> None:
+    """A WSTEACH_BOARD_TOKEN shorter than 16 characters stops the start, in one line."""
+    weak = subprocess.run(
+        [sys.executable, "-m", "wsteach", "serve", "class", "--port", "0"],
+        env=measured({**os.environ, "WSTEACH_BOARD_TOKEN": "short"}),
+        capture_output=True,
+        text=True,
+        timeout=30 * FACTOR,
+    )
+    assert weak.returncode == 1
+    assert weak.stderr.startswith("wsteach: WSTEACH_BOARD_TOKEN must be 16 to 200")

@@ -30,6 +30,8 @@ import errno
 import functools
 import ipaddress
 import math
+import os
+import re
 import signal
 import socket
 import sys
@@ -501,12 +503,29 @@ async def run(args: argparse.Namespace) -> None:
     classroom = None
     if args.server == "class":
         stuck = None if args.stuck_after is None else args.stuck_after * 60
-        classroom = ClassRoom(limits=limits, stuck_after=stuck)
+        classroom = ClassRoom(limits=limits, token=board_token(), stuck_after=stuck)
     try:
         async with handler_for(args, limits, classroom) as handler:
             await serve_until_stopped(args, limits, handler, stop, classroom)
     finally:
         undo()
+
+
+def board_token() -> str | None:
+    """The board's token from ``WSTEACH_BOARD_TOKEN``, or None for a fresh one.
+
+    A token of one's own keeps the board's address across restarts of the
+    server; an environment variable, unlike a flag, doesn't show in ``ps``.
+    """
+    token = os.environ.get("WSTEACH_BOARD_TOKEN")
+    if token is None:
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9_-]{16,200}", token):
+        raise CannotStart(
+            "WSTEACH_BOARD_TOKEN must be 16 to 200 letters, digits, - or _; "
+            "python -c 'import secrets; print(secrets.token_urlsafe())' makes one"
+        )
+    return token
 
 
 async def serve_until_stopped(
