@@ -427,3 +427,15 @@ def test_the_class_file_is_in_the_home_unless_told(
     """~/.wsteach/class.json by default; WSTEACH_CLASS_FILE moves it."""
     monkeypatch.delenv("WSTEACH_CLASS_FILE")
     assert join.class_file() == Path.home() / ".wsteach" / "class.json"
+
+
+async def test_a_queue_that_overflows_while_connected_sends_the_whole_state() -> None:
+    """More reports at once than the queue holds: the kernel rejoins, and nothing is lost."""
+    async with serving(Limits(rate=None)) as (classroom, server):
+        mate = joined(server.url)
+        await poll(lambda: row(classroom) and mate.status == "connected")
+        for _ in range(join.QUEUE_SIZE + 50):
+            join.report("2.2", "failed", "no reply")
+        assert mate.overflowed
+        await poll(lambda: cell(classroom, "2.2").get("fails") == join.QUEUE_SIZE + 50)
+        await poll(lambda: not mate.overflowed and mate.status == "connected")

@@ -19,7 +19,9 @@ How it stays out of your way:
 - When the server is away, the task tries again, waiting longer each time
   (up to :data:`MOST_BACKOFF` seconds). Once connected, it first sends this
   kernel's whole latest state, so a restarted server rebuilds the board.
-  Messages that overflowed the queue meanwhile are covered by that state.
+  Messages that overflowed the queue meanwhile are covered by that state;
+  when the queue overflows while connected, the task reconnects at once to
+  send it.
 - The task sends at most :data:`RATE` messages a second, under the class
   server's rate limit.
 - Without a class (no address, no ``WSTEACH_CLASS``), :func:`join_class`
@@ -268,6 +270,7 @@ class Classmate:
         self.queue: collections.deque[dict[str, Any]] = collections.deque(
             maxlen=QUEUE_SIZE
         )
+        self.overflowed = False
         self.first_backoff = FIRST_BACKOFF
         self.most_backoff = MOST_BACKOFF
         self._loop = loop
@@ -278,6 +281,8 @@ class Classmate:
         return f"wsteach class at {self.url} as {self.name!r} · {self.status}"
 
     def _put(self, message: dict[str, Any]) -> None:
+        if len(self.queue) == self.queue.maxlen:
+            self.overflowed = True  # The oldest is dropped: the state must go again.
         self.queue.append(message)
         self._loop.call_soon_threadsafe(self._wake.set)
 
@@ -337,10 +342,12 @@ class Classmate:
                     pace = RateLimit(RATE, 10, time.monotonic())
                     pace.allow(time.monotonic())  # The join message counts too.
                     self.queue.clear()  # The join message covers them.
+                    self.overflowed = False
                     await websocket.send(json.dumps(self.join_message()))
                     self.status = "connected"
                     delay = self.first_backoff
                     await self._send_reports(websocket, pace)
+                continue  # The queue overflowed: join again, with the whole state.
             except ConnectionClosed as exc:
                 if exc.rcvd is not None and exc.rcvd.code in _FINAL:
                     self.status = f"refused: {exc.rcvd.reason}"
@@ -356,9 +363,10 @@ class Classmate:
             delay = min(delay * 2, self.most_backoff)
 
     async def _send_reports(self, websocket: ClientConnection, pace: RateLimit) -> None:
+        """Send what the queue holds, paced; return when it overflowed."""
         closed = asyncio.ensure_future(websocket.wait_closed())
         try:
-            while True:
+            while not self.overflowed:
                 while not self.queue:
                     self._wake.clear()
                     woke = asyncio.ensure_future(self._wake.wait())
