@@ -152,3 +152,44 @@ async def test_the_board_comes_back_after_the_server_restarts(browser: Browser) 
         assert restarted.board.students["ada"].online
     await page.close()
     assert errors == []
+
+
+async def test_a_real_kernels_check_shows_on_the_board_within_a_second(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """A kernel joined through WSTEACH_CLASS: its check turns its cell green in Chromium within 1 s."""
+    from kernel import Kernel
+    from test_join import KERNEL_HANDLER
+
+    errors: list[str] = []
+    async with serving() as (classroom, server):
+        page = await open_board(
+            browser,
+            f"http://127.0.0.1:{server.port}/board?token={classroom.token}",
+            errors,
+        )
+        env = {"WSTEACH_CLASS": server.url, "WSTEACH_NAME": "grace"}
+        kernel = await Kernel.start(tmp_path, env)
+        try:
+            await kernel.run(KERNEL_HANDLER)
+            shown = await kernel.run(
+                "import wsteach\n"
+                "from wsteach.exercises import echo_server as ex\n"
+                "await ex.handler.check(handler)"
+            )
+            assert "all passed" in shown["stdout"], shown
+            await expect(cell(page, "grace", "2.2")).to_have_class(
+                "passed", timeout=timeout_ms(1)
+            )
+            await kernel.run('wsteach.raise_hand("done, what next?")')
+            await expect(page.locator("#hands li")).to_contain_text(
+                "grace: done, what next?", timeout=timeout_ms(1)
+            )
+            await kernel.run("wsteach.lower_hand()")
+            await expect(page.locator("#hands")).to_have_text(
+                "no hands up", timeout=timeout_ms(1)
+            )
+        finally:
+            await kernel.stop()
+        await page.close()
+    assert errors == []
