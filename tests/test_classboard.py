@@ -419,23 +419,24 @@ async def test_a_flood_is_closed_with_the_rate_limit_reason() -> None:
         await poll(lambda: not classroom.board.students["flood"].online)
 
 
-async def test_a_name_online_already_is_refused_until_it_leaves() -> None:
-    """A second connection under a live name gets 1013 (try again later)."""
+async def test_two_kernels_of_one_student_share_the_row() -> None:
+    """Two connections under one name (two notebooks open) both update one row."""
     async with (
         serving() as (classroom, server),
-        connect(f"{server.url}/class") as ada,
+        connect(f"{server.url}/class") as first,
+        connect(f"{server.url}/class") as second,
     ):
-        await ada.send(json.dumps({"type": "join", "name": "ada"}))
-        await poll(lambda: classroom.board.students.get("ada"))
-        async with connect(f"{server.url}/class") as impostor:
-            await impostor.send(json.dumps({"type": "join", "name": "ada"}))
-            with pytest.raises(ConnectionClosed) as closed:
-                async with asyncio.timeout(seconds(5)):
-                    await impostor.recv()
-        assert closed.value.rcvd is not None
-        assert closed.value.rcvd.code == 1013
-        assert "is online already" in closed.value.rcvd.reason
-        assert classroom.board.students["ada"].online == 1
+        await first.send(json.dumps({"type": "join", "name": "ada"}))
+        steps = {"2.2": {"result": "passed"}}
+        await second.send(json.dumps({"type": "join", "name": "ada", "steps": steps}))
+        await poll(lambda: classroom.board.students.get("ada", Student("")).online == 2)
+        result = {"type": "result", "step": "1.1", "result": "passed"}
+        await first.send(json.dumps(result))
+        ada = classroom.board.students["ada"]
+        await poll(lambda: sorted(ada.cells) == ["1.1", "2.2"])
+        await second.close()
+        await poll(lambda: ada.online == 1)
+        assert ada.stuck(time.time(), 600) == ""  # Still online, through the first.
 
 
 async def test_a_student_that_vanishes_leaves_its_row_offline() -> None:

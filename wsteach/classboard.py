@@ -25,10 +25,11 @@ What a student's kernel sends, one JSON object per text message:
 - ``{"type": "hand", "text": "my server won't start"}``, and ``"text": null``
   to lower it.
 
-A connection can only change the row of the name it joined with. Names are
-not passwords: a student could join under someone else's name while that
-name is offline. A name in use by a live connection is refused with 1013 (try
-again later). Anything malformed closes the connection with 1008 and a reason
+A connection can only change the row of the name it joined with. Each
+notebook runs in a kernel of its own, so one student is often several
+connections under one name: they share the row, each step in it updated by
+whichever kernel checked it last. Names are not passwords: anyone could join
+under someone else's name, and the board can't tell. Anything malformed closes the connection with 1008 and a reason
 (:exc:`Refused`), and the room's rate limit holds here too. Nothing is written
 to disk: the board lives in memory and the instructor exports the CSV.
 
@@ -46,7 +47,6 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -198,7 +198,7 @@ class Student:
 
     Attributes:
         name: As the student joined.
-        online: Live connections under this name (0 or 1, briefly 2).
+        online: Live connections under this name: one per kernel that joined.
         progress: When a step last turned green, or the student joined.
         hand: The raised hand's note, or None.
         hand_since: When the hand went up.
@@ -393,9 +393,6 @@ def _csv_cell(cell: Cell | None) -> str:
     return " · ".join(p for p in parts if p)
 
 
-ProcessRequest = Callable[[ServerConnection, Request], Response | None]
-
-
 class ClassRoom:
     """The classroom's broadcast room plus the class board, on one port.
 
@@ -435,7 +432,6 @@ class ClassRoom:
         self.pages: set[ServerConnection] = set()
         self._changed: set[str] = set()
         self._flush: asyncio.TimerHandle | None = None
-        self._live: dict[str, ServerConnection] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
@@ -514,7 +510,7 @@ class ClassRoom:
                 try:
                     data = _parse(message)
                     if student is None:
-                        student = self._join(websocket, data)
+                        student = self._join(data)
                     else:
                         self.board.report(student, data, time.time())
                 except Refused as exc:
@@ -522,27 +518,19 @@ class ClassRoom:
                         websocket, CloseCode.POLICY_VIOLATION, str(exc)
                     )
                     break
-                except _Taken as exc:
-                    await websocket.close(CloseCode.TRY_AGAIN_LATER, str(exc))
-                    break
                 self.changed(student.name)
         except ConnectionClosedError:
             pass  # The kernel vanished; its row stays, offline.
         finally:
-            if student is not None and self._live.get(student.name) is websocket:
-                del self._live[student.name]
+            if student is not None:
                 student.online -= 1
                 self.changed(student.name)
 
-    def _join(self, websocket: ServerConnection, data: dict[str, Any]) -> Student:
+    def _join(self, data: dict[str, Any]) -> Student:
         if data.get("type") != "join":
             raise Refused("the first message must be a join")
-        name = clean_name(data.get("name"))
-        if name in self._live:
-            raise _Taken(f"the name {name[:40]!r} is online already; choose another")
         student = self.board.join(data, time.time())
         student.online += 1
-        self._live[name] = websocket
         return student
 
     async def board_page(self, websocket: ServerConnection) -> None:
@@ -585,10 +573,6 @@ class ClassRoom:
                 )
                 self._closing.add(closing)
                 closing.add_done_callback(self._closing.discard)
-
-
-class _Taken(Exception):
-    """The name is in use by a live connection (close 1013: try again later)."""
 
 
 def _parse(message: str | bytes) -> dict[str, Any]:
