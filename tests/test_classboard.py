@@ -137,6 +137,8 @@ def test_join_adds_a_row_and_merges_the_kernels_state() -> None:
     ada.online = 1
     board.join({"name": "ada", "steps": {"2.2": {"result": "passed"}}}, T0 + 200)
     assert sorted(ada.cells) == ["2.1", "2.2"] and ada.progress == T0 + 100
+    board.join({"name": "ada", "hand": None}, T0 + 300)  # Lowered in that kernel.
+    assert ada.hand is None
 
 
 @pytest.mark.parametrize(

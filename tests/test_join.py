@@ -419,6 +419,14 @@ async def test_the_environment_joins_on_the_first_check(
         join.report("2.2", "hint")
         await poll(lambda: cell(classroom, "2.2").get("hints") == 1)
         assert not join.class_file().exists()  # The environment needs no memory.
+        join._current.leave()
+        join._current = None  # Another kernel, whose first word is a raised hand.
+        wsteach.raise_hand("help")
+        await poll(lambda: row(classroom).hand == "help")
+        join._current.leave()
+        join._current = None
+        wsteach.lower_hand()
+        await poll(lambda: row(classroom).hand is None)
 
 
 def test_the_class_file_is_in_the_home_unless_told(

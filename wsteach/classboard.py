@@ -19,7 +19,8 @@ What a student's kernel sends, one JSON object per text message:
 - ``{"type": "join", "name": "ada", "steps": {...}, "hand": ...}`` first,
   after every (re)connect, with the kernel's latest state, so that a
   restarted server rebuilds the board; a restarted kernel sends no steps and
-  keeps its row;
+  keeps its row. ``hand`` is ``{"text": ..., "ago": seconds}`` (up), ``null``
+  (lowered), or absent (this kernel never touched it: the row's stays);
 - ``{"type": "result", "step": "2.1", "result": "failed", "cause": "no reply"}``
   after each check, hint or solution;
 - ``{"type": "hand", "text": "my server won't start"}``, and ``"text": null``
@@ -290,7 +291,7 @@ class Board:
         if len(student.cells.keys() | cells.keys()) > MAX_STEPS:
             raise Refused(f"too many steps: at most {MAX_STEPS}")
         student.cells.update(cells)
-        if hand is not None:
+        if "hand" in message:  # Absent: this kernel never raised or lowered it.
             student.hand, student.hand_since = note, since
         return student
 

@@ -218,6 +218,8 @@ def report(step: str, result: str, cause: str = "") -> None:
 
 def raise_hand(text: str = "I need help") -> None:
     """Put a note on the board, such as ``"my server won't start"`` (200 characters)."""
+    if _current is None:
+        _join_by_itself()
     mate = _current
     if mate is None:
         print("you are not in a class: join_class(...) first")
@@ -231,6 +233,8 @@ def raise_hand(text: str = "I need help") -> None:
 
 def lower_hand() -> None:
     """Take your note off the board."""
+    if _current is None:
+        _join_by_itself()
     mate = _current
     if mate is not None:
         mate.lower_hand()
@@ -263,9 +267,11 @@ class Classmate:
         self.steps: dict[str, dict[str, Any]] = {}
         self.hand: str | None = None
         self._hand_at = 0.0
+        self._hand_lowered = False
         if previous is not None:
             self.steps, self.hand = previous.steps, previous.hand
             self._hand_at = previous._hand_at
+            self._hand_lowered = previous._hand_lowered
         self.status = "connecting"
         self.queue: collections.deque[dict[str, Any]] = collections.deque(
             maxlen=QUEUE_SIZE
@@ -308,16 +314,19 @@ class Classmate:
         self._put({"type": "hand", "text": self.hand})
 
     def lower_hand(self) -> None:
-        self.hand = None
+        self.hand, self._hand_lowered = None, True
         self._put({"type": "hand", "text": None})
 
     def join_message(self) -> dict[str, Any]:
         """What the task sends first after each connect: the whole state."""
-        hand = None
+        message: dict[str, Any] = {"type": "join", "name": self.name}
+        message["steps"] = self.steps
         if self.hand is not None:
             ago = min(86_400.0, time.monotonic() - self._hand_at)
-            hand = {"text": self.hand, "ago": ago}
-        return {"type": "join", "name": self.name, "steps": self.steps, "hand": hand}
+            message["hand"] = {"text": self.hand, "ago": ago}
+        elif self._hand_lowered:
+            message["hand"] = None
+        return message
 
     def leave(self) -> None:
         """Stop the task and close the connection (the row stays on the board)."""
