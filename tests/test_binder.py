@@ -160,36 +160,21 @@ def test_binder_check_falls_back_to_the_python_running_make(tmp_path) -> None:
     )
 
 
-def test_binder_pin_takes_the_oldest_patch_release(tmp_path) -> None:
-    """--lowest: the oldest 3.11.Z anywhere (PATH or pyenv), where pins install on all."""
+def test_the_lock_takes_the_oldest_patch_release(tmp_path, monkeypatch) -> None:
+    """find(lowest=True): the oldest 3.11.Z anywhere (PATH or pyenv), where pins install on all."""
     versions = tmp_path / "pyenv" / "versions"
     standin_python(versions / "3.11.7" / "bin", "python3.11", (3, 11, 7))
     debian = standin_python(tmp_path / "usr-bin", "python3.11", (3, 11, 2))
     standin_python(tmp_path / "local-bin", "python3.11", (3, 11, 4))
-    tool = ROOT / "tools" / "binder_python.py"
-    result = subprocess.run(
-        [
-            sys.executable,
-            tool,
-            "--version",
-            "3.11",
-            "--lowest",
-            "--label",
-            "binder-pin",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={
-            **os.environ,
-            "PATH": f"{tmp_path / 'local-bin'}{os.pathsep}{tmp_path / 'usr-bin'}",
-            "PYENV_ROOT": str(tmp_path / "pyenv"),
-        },
+    monkeypatch.setenv(
+        "PATH", f"{tmp_path / 'local-bin'}{os.pathsep}{tmp_path / 'usr-bin'}"
     )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == f"{debian}\n"
-    assert result.stderr == (
-        f"binder-pin: Python 3.11, {debian} (3.11.2, the oldest 3.11 here)\n"
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "pyenv"))
+    binder_python = load_binder_python()
+    assert binder_python.find("3.11", lowest=True) == (str(debian), "3.11.2")
+    assert binder_python.find("3.11") == (
+        str(versions / "3.11.7" / "bin" / "python3.11"),
+        "3.11.7",
     )
 
 

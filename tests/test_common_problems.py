@@ -47,7 +47,20 @@ DOC_PORT = 7890
 ELLIPSIS = "…"
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 PROBLEM = re.compile(r"^<!-- problem: ([a-z0-9-]+) -->$", re.MULTILINE)
-TEXT_BLOCK = re.compile(r"^```text\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+# A quote may hold on some Pythons only: ```text python>=3.13 (or python<3.13).
+TEXT_BLOCK = re.compile(
+    r"^```text(?: python(<|>=)3\.(\d+))?\n(.*?)^```$", re.MULTILINE | re.DOTALL
+)
+
+
+def for_this_python(block: re.Match[str]) -> bool:
+    """Whether a quote's ``python>=3.X`` / ``python<3.X`` holds here (none: always)."""
+    comparison, minor = block.group(1), block.group(2)
+    if comparison is None:
+        return True
+    newer = sys.version_info[:2] >= (3, int(minor))
+    return newer if comparison == ">=" else not newer
+
 
 # The page ------------------------------------------------------------------
 
@@ -62,7 +75,9 @@ def parse_page(text: str) -> dict[str, list[str]]:
         if mark.group(1) in problems:
             raise AssertionError(f"problem id {mark.group(1)} appears twice")
         problems[mark.group(1)] = [
-            block.group(1).rstrip("\n") for block in TEXT_BLOCK.finditer(section)
+            block.group(3).rstrip("\n")
+            for block in TEXT_BLOCK.finditer(section)
+            if for_this_python(block)
         ]
     return problems
 
@@ -208,7 +223,17 @@ class Kernel:
         await self.manager.shutdown_kernel(now=True)
 
 
-FLUSH = "import sys as _sys; _sys.stdout.flush(); _sys.stderr.flush()"
+# Garbage is collected too, the last traceback dropped first, so that what a
+# cell leaves behind warns under that cell ("coroutine ... was never awaited"
+# after asyncio.run(main()) failed), not under a later one, whenever CPython's
+# collector happens to run.
+FLUSH = (
+    "import gc as _gc, sys as _sys\n"
+    "_sys.last_type = _sys.last_value = _sys.last_traceback = _sys.last_exc = None\n"
+    "_gc.collect()\n"
+    "_sys.stdout.flush()\n"
+    "_sys.stderr.flush()"
+)
 
 SETUP = """
 import asyncio
@@ -971,3 +996,15 @@ def test_normalize_writes_ports_as_on_the_page() -> None:
     """Free ports become 7890 and the next one 7891, other numbers stay."""
     text = "port 41234 in use, try 41235; not 141234"
     assert normalize(text, 41234) == "port 7890 in use, try 7891; not 141234"
+
+
+def test_a_quote_can_hold_on_some_pythons_only() -> None:
+    """A ```text python>=3.X block counts from 3.X on, python<3.X before, a plain one always."""
+    text = (
+        "<!-- problem: x -->\n"
+        "```text python>=3.13\nnew\n```\n"
+        "```text python<3.13\nold\n```\n"
+        "```text\nboth\n```\n"
+    )
+    here = "new" if sys.version_info >= (3, 13) else "old"
+    assert parse_page(text) == {"x": [here, "both"]}

@@ -41,7 +41,7 @@ from wsteach.exercises import (
     expect,
     is_stub,
 )
-from wsteach.exercises._core import FAILED, NOT_ATTEMPTED, PASSED
+from wsteach.exercises._core import FAILED, NOT_ATTEMPTED, PASSED, _has_loop
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "notebooks" / "solutions"
@@ -377,6 +377,43 @@ async def _awaits(websocket):
 def test_is_stub(function, stub):
     """Only a body that does nothing but return None counts as a stub."""
     assert is_stub(function) is stub
+
+
+@pytest.mark.parametrize(
+    ("source", "stub"),
+    [
+        ("async def f(websocket):\n    ...\n", True),
+        ("async def f(websocket):\n    pass\n", True),
+        ("def f(a, b):\n    return None\n", True),
+        ("async def f(websocket):\n    return 1\n", False),
+        ("async def f(websocket):\n    await websocket.send('x')\n", False),
+        ("def f(a, b):\n    a.append(b)\n", False),
+    ],
+)
+def test_is_stub_without_source(source, stub):
+    """A function whose source is gone (exec'd) is compared with a stub compiled now."""
+    namespace: dict = {}
+    exec(compile(source, "<gone>", "exec"), namespace)
+    assert is_stub(namespace["f"]) is stub
+
+
+async def _loops_in_a_comprehension(websocket):
+    [message async for message in websocket]
+
+
+async def _loop_only_inside(websocket):
+    async def inner():
+        async for message in websocket:
+            print(message)
+
+    await inner()
+
+
+def test_a_comprehension_is_a_loop_and_a_nested_one_is_not():
+    """_has_loop counts a comprehension, not a loop in a function defined inside."""
+    assert _has_loop(_loops_in_a_comprehension)
+    assert not _has_loop(_loop_only_inside)
+    assert _has_loop(print), "no source: don't suggest a loop that may be there"
 
 
 async def test_passing_answer_prints_all_passed(capsys):

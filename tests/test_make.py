@@ -126,7 +126,9 @@ def test_make_lab_installs_no_test_extras(tmp_path):
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert "pip install --quiet -e .\n" in result.stdout
+    locked = "-c requirements/lock.txt --build-constraint requirements/lock.txt"
+    assert f"pip install --quiet -e . {locked}\n" in result.stdout, "from the lock"
+    assert "pip install --quiet --upgrade pip -c requirements/lock.txt" in result.stdout
     assert "[test]" not in result.stdout
     # Jupyter refuses to run as root without --allow-root; a normal user gets none.
     assert ("--allow-root" in result.stdout) == (os.geteuid() == 0)

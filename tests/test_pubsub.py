@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -17,8 +18,17 @@ from serverproc import ServerProcess
 from websockets.exceptions import InvalidStatus
 
 import wsteach
+from wsteach import pubsub
 from wsteach.limits import Limits
-from wsteach.pubsub import RedisRoom, RedisRoomError, _reason, _shown, redis_url
+from wsteach.pubsub import (
+    HEALTH_CHECK_INTERVAL,
+    SOCKET_TIMEOUT,
+    RedisRoom,
+    RedisRoomError,
+    _reason,
+    _shown,
+    redis_url,
+)
 from wsteach.redis_server import RedisServer
 
 FACTOR = float(os.environ.get("WSTEACH_TIMEOUT_FACTOR", "1"))
@@ -467,11 +477,64 @@ async def test_start_twice_and_a_client_leaving(redis: RedisServer) -> None:
         await until(lambda: not room._local and not room.connected, "alice left")
 
 
-async def test_publisher_connection_lost_splits_then_heals(redis: RedisServer) -> None:
-    """Redis dropping only the publishing connection: local relay meanwhile, then whole."""
+async def test_publishing_connections_killed_mid_run(
+    redis: RedisServer, processes: Start
+) -> None:
+    """Publishing connections killed mid-run: each message once to every other client, in order."""
+    servers = await room_of(processes, redis, 3)
+    senders = [
+        await wsteach.connect(s.url, name=f"s{i}") for i, s in enumerate(servers)
+    ]
+    watchers = [
+        await wsteach.connect(s.url, name=f"w{i}") for i, s in enumerate(servers)
+    ]
+    for server in servers:
+        await server.wait_for("connected · 2 online")
+    per_sender = 300
+
+    async def talk(sender: wsteach.Client) -> None:
+        for k in range(per_sender):
+            await sender.send(f"{sender.name} {k}")
+            if k % 10 == 0:
+                await asyncio.sleep(0.002)  # A steady stream, not one burst.
+
+    async def kill_publishers() -> None:
+        admin = aioredis.Redis.from_url(redis.url)
+        try:
+            for _ in range(5):
+                await asyncio.sleep(0.1)
+                # Normal connections: the publishers (and this one, but for
+                # skipme); the subscriptions stay up.
+                await admin.client_kill_filter(_type="normal", skipme=True)
+        finally:
+            await admin.aclose()
+
+    await asyncio.gather(kill_publishers(), *(talk(sender) for sender in senders))
+    total = per_sender * len(senders)
+    for client in [*watchers, *senders]:
+        expected = total if client in watchers else total - per_sender
+        await until(
+            lambda c=client, n=expected: len(c.received) >= n, f"{client.name} has all"
+        )
+    await asyncio.sleep(0.2)  # Time for a message delivered twice to show.
+    for client in [*watchers, *senders]:
+        got = texts(client)
+        assert len(got) == len(set(got)), f"{client.name}: nothing twice"
+        for sender in senders:
+            theirs = [text for text in got if text.split()[0] == sender.name]
+            expected = [] if sender is client else list(range(per_sender))
+            assert theirs == [f"{sender.name} {k}" for k in expected], (
+                f"{client.name} from {sender.name}: every message once, in order"
+            )
+    for client in [*watchers, *senders]:
+        await client.close()
+
+
+async def test_subscription_lost_splits_then_heals(redis: RedisServer) -> None:
+    """Redis dropping the subscription: said once, local relay meanwhile, then whole."""
     said: list[str] = []
     room = RedisRoom(
-        redis.url, say=said.append, backoff=(2.0, 2.0), limits=Limits(rate=None)
+        redis.url, say=said.append, backoff=(0.5, 0.5), limits=Limits(rate=None)
     )
     async with room:
         server = await wsteach.start(room.handler, port=0)
@@ -479,42 +542,303 @@ async def test_publisher_connection_lost_splits_then_heals(redis: RedisServer) -
             await until(lambda: len(room.connected) == 2, "both joined")
             admin = aioredis.Redis.from_url(redis.url)
             try:
-                # Normal connections only: the room's subscription stays up.
-                assert await admin.client_kill_filter(_type="normal", skipme=True)
+                assert await admin.client_kill_filter(_type="pubsub")
             finally:
                 await admin.aclose()
-            await alice.send("first")  # Its publish fails: relayed here.
-            assert await ann.recv() == PREFIX + "first"
             await room.wait_until(whole=False)
-            await alice.send("split")  # Not even tried on Redis.
+            await alice.send("split")  # Relayed here, never published.
             assert await ann.recv() == PREFIX + "split"
             await room.wait_until(whole=True)
             await alice.send("whole")
             assert await ann.recv() == PREFIX + "whole"
+            await asyncio.sleep(0.1)
+            assert texts(ann) == ["split", "whole"]
     assert len(said) == 3, said
     assert said[1].startswith(f"redis at {redis.url} went away: "), said
     assert said[2].startswith(f"redis at {redis.url} is back: "), said
 
 
-async def test_a_bug_while_relaying_is_logged_and_the_room_recovers(
-    redis: RedisServer, caplog: pytest.LogCaptureFixture
+async def test_a_message_published_twice_reaches_each_client_once(
+    redis: RedisServer,
 ) -> None:
-    """A message the room can't relay (text not a string) logs the error; the room resubscribes."""
+    """A room message that Redis publishes twice (a retried publish) is delivered once."""
+    async with (
+        RedisRoom(redis.url, say=lambda line: None) as here,
+        RedisRoom(redis.url, say=lambda line: None) as there,
+    ):
+        one = await wsteach.start(here.handler, port=0)
+        two = await wsteach.start(there.handler, port=0)
+        listener = aioredis.Redis.from_url(redis.url)
+        pubsub = listener.pubsub()
+        await pubsub.subscribe(here.channel)
+        async with (
+            wsteach.connect(one.url, name="alice") as alice,
+            wsteach.connect(one.url, name="ann") as ann,
+            wsteach.connect(two.url, name="bob") as bob,
+        ):
+            await until(lambda: len(here.connected) == 2 and there.connected, "in")
+            await alice.send("once")
+            assert await bob.recv() == PREFIX + "once"
+            published = None
+            while published is None:
+                published = await pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=5
+                )
+            await listener.publish(here.channel, published["data"])  # Again.
+            await alice.send("next")
+            assert await bob.recv() == PREFIX + "next"
+            assert await ann.recv() == PREFIX + "once"
+            assert await ann.recv() == PREFIX + "next"
+            assert alice.received == []
+        await pubsub.aclose()
+        await listener.aclose()
+
+
+async def test_relayed_here_then_published_is_not_delivered_again(
+    redis: RedisServer,
+) -> None:
+    """A message relayed locally during an outage that reaches Redis later: not twice."""
     said: list[str] = []
-    async with RedisRoom(redis.url, say=said.append, backoff=(0.01, 0.05)) as room:
+    room = RedisRoom(redis.url, say=said.append, backoff=(0.05, 0.1))
+    async with room:
+        server = await wsteach.start(room.handler, port=0)
+        async with wsteach.crowd(server.url, "alice", "ann") as (alice, ann):
+            await until(lambda: len(room.connected) == 2, "both joined")
+            redis.kill()
+            await room.wait_until(whole=False)
+            await alice.send("during")  # Message 1 of this process: relayed here.
+            assert await ann.recv() == PREFIX + "during"
+            redis.start()
+            await room.wait_until(whole=True)
+            late = {
+                "process": room.origin,
+                "number": 1,
+                "client": "x",
+                "text": PREFIX + "during",
+            }
+            admin = aioredis.Redis.from_url(redis.url)
+            try:
+                await admin.publish(room.channel, json.dumps(late))
+            finally:
+                await admin.aclose()
+            await alice.send("after")
+            assert await ann.recv() == PREFIX + "after"
+            assert texts(ann) == ["during", "after"]
+
+
+async def test_a_full_outbox_relays_here_in_order(redis: RedisServer) -> None:
+    """Redis too slow (stopped), the outbox full: relayed here in order, once, then whole."""
+    said: list[str] = []
+    room = RedisRoom(
+        redis.url,
+        say=said.append,
+        backoff=(0.05, 0.1),
+        limits=Limits(rate=None),
+        outbox=3,
+    )
+    async with room:
+        server = await wsteach.start(room.handler, port=0)
+        async with wsteach.crowd(server.url, "alice", "ann") as (alice, ann):
+            await until(lambda: len(room.connected) == 2, "both joined")
+            assert redis.process is not None
+            redis.process.send_signal(signal.SIGSTOP)
+            await alice.send("m0")
+            await until(lambda: bool(room._in_flight), "m0 being published")
+            for k in range(1, 6):  # m4 finds the outbox full.
+                await alice.send(f"m{k}")
+            await until(lambda: len(ann.received) >= 6, "all relayed here")
+            # The publish that was under way fails now: relayed already.
+            redis.kill()
+            await until(lambda: not room._in_flight, "the publish failed")
+            redis.start()
+            await room.wait_until(whole=True, timeout=20 * FACTOR)
+            await alice.send("after")
+            await until(lambda: len(ann.received) >= 7, "after")
+            await asyncio.sleep(0.2)  # Time for a message delivered twice to show.
+            assert texts(ann) == [*(f"m{k}" for k in range(6)), "after"]
+    assert "went away (too slow: 3 messages waited to be published)" in said[1]
+
+
+async def test_what_a_room_remembers_is_bounded(
+    redis: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The numbers remembered per process and for local relays stay under their bounds."""
+    monkeypatch.setattr(pubsub, "ORIGINS", 2)
+    monkeypatch.setattr(pubsub, "RELAYED_HERE", 2)
+    room = RedisRoom(redis.url, say=lambda line: None, limits=Limits(rate=None))
+    async with room:
+        server = await wsteach.start(room.handler, port=0)
+        async with wsteach.crowd(server.url, "alice", "ann") as (alice, ann):
+            await until(lambda: len(room.connected) == 2, "both joined")
+            admin = aioredis.Redis.from_url(redis.url)
+            try:
+                for origin in ("p1", "p2", "p3", "p1"):
+                    message = {"process": origin, "number": 1, "client": "c"}
+                    message["text"] = origin
+                    await admin.publish(room.channel, json.dumps(message))
+            finally:
+                await admin.aclose()
+            # p1 was forgotten (two processes at most), so its 1 is new again.
+            await until(lambda: len(ann.received) >= 4, "four")
+            assert texts(ann) == ["p1", "p2", "p3", "p1"]
+            redis.kill()
+            await room.wait_until(whole=False)
+            for k in range(3):
+                await alice.send(f"here {k}")
+            await until(lambda: len(ann.received) >= 7, "relayed here")
+            assert len(room._relayed_here) == 2
+
+
+async def test_a_frozen_redis_is_noticed(redis: RedisServer) -> None:
+    """A Redis that stops answering (SIGSTOP) is noticed by the subscription's ping."""
+    said: list[str] = []
+    async with RedisRoom(redis.url, say=said.append, backoff=(0.05, 0.1)) as room:
+        # Quiet for longer than the ping interval: pinged, answered, whole.
+        await asyncio.sleep(HEALTH_CHECK_INTERVAL * 1.5)
+        assert room.whole
+        assert redis.process is not None
+        redis.process.send_signal(signal.SIGSTOP)
+        try:
+            limit = HEALTH_CHECK_INTERVAL + SOCKET_TIMEOUT + 2
+            await room.wait_until(whole=False, timeout=limit * FACTOR)
+        finally:
+            redis.process.send_signal(signal.SIGCONT)
+        await room.wait_until(whole=True, timeout=10 * FACTOR)
+    assert said[1].startswith(f"redis at {redis.url} went away: "), said
+
+
+async def test_malformed_room_messages_are_dropped_and_counted(
+    redis: RedisServer,
+) -> None:
+    """A malformed room message or an over-long foreign one: dropped, counted, no outage."""
+    said: list[str] = []
+    limits = Limits(rate=None, max_message=100)
+    async with RedisRoom(redis.url, say=said.append, limits=limits) as room:
         server = await wsteach.start(room.handler, port=0)
         async with wsteach.crowd(server.url, "alice", "bob") as (alice, bob):
             await until(lambda: len(room.connected) == 2, "both joined")
             client = aioredis.Redis.from_url(redis.url)
             try:
-                bad = '{"process": "elsewhere", "client": "x", "text": 5}'
-                with caplog.at_level("ERROR", logger="wsteach.pubsub"):
+                for bad in (
+                    '{"process": "x", "client": "y", "text": 5}',
+                    '{"process": "x", "number": "1", "client": "y", "text": "t"}',
+                    '{"process": 7}',
+                    "x" * 101,
+                ):
                     await client.publish(room.channel, bad)
-                    await until(lambda: any("is back" in s for s in said), "back")
+                await client.publish(room.channel, "[1, 2]")  # Foreign: as it is.
             finally:
                 await client.aclose()
+            assert await bob.recv() == "[1, 2]"
             await alice.send("still here")
             assert await bob.recv() == PREFIX + "still here"
-    assert "relaying from redis failed" in caplog.text
-    assert "TypeError: data must be str or bytes" in caplog.text
-    assert "went away (data must be str or bytes)" in said[1], said
+            assert room.malformed == 4
+            assert room.whole
+    assert len(said) == 1, said
+
+
+class _Buggy(RedisRoom):
+    """A room with two bugs: delivering "boom" raises, and so does publishing "crash"."""
+
+    def _deliver(self, data: bytes) -> None:
+        if b"boom" in data:
+            raise RuntimeError("a bug")
+        super()._deliver(data)
+
+    async def _publish(self, batch: list[tuple[int, str, str]]) -> None:
+        if any("crash" in text for _, _, text in batch):
+            raise RuntimeError("another bug")
+        await super()._publish(batch)
+
+
+async def test_a_bug_while_relaying_is_logged_and_the_room_recovers(
+    redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug in one of the room's loops is logged; the room resubscribes, never mute."""
+    said: list[str] = []
+    async with _Buggy(redis.url, say=said.append, backoff=(0.01, 0.05)) as room:
+        server = await wsteach.start(room.handler, port=0)
+        async with wsteach.crowd(server.url, "alice", "bob") as (alice, bob):
+            await until(lambda: len(room.connected) == 2, "both joined")
+            with caplog.at_level("ERROR", logger="wsteach.pubsub"):
+                await alice.send("boom")
+                await until(lambda: any("is back" in s for s in said), "back")
+            await alice.send("still here")
+            assert await bob.recv() == PREFIX + "still here"
+    assert "the redis room's subscriber failed; restarting it" in caplog.text
+    assert "RuntimeError: a bug" in caplog.text
+    assert "went away (an internal error; see the log)" in said[1], said
+
+
+async def test_a_bug_while_publishing_loses_nothing_here(
+    redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug in publishing: the message is relayed here, the error logged, the room goes on."""
+    said: list[str] = []
+    async with _Buggy(redis.url, say=said.append, backoff=(0.01, 0.05)) as room:
+        server = await wsteach.start(room.handler, port=0)
+        async with wsteach.crowd(server.url, "alice", "bob") as (alice, bob):
+            await until(lambda: len(room.connected) == 2, "both joined")
+            with caplog.at_level("ERROR", logger="wsteach.pubsub"):
+                await alice.send("crash")
+                assert await bob.recv() == PREFIX + "crash"
+                await until(lambda: any("is back" in s for s in said), "back")
+            await alice.send("still here")
+            assert await bob.recv() == PREFIX + "still here"
+    assert "the redis room's publisher failed; restarting it" in caplog.text
+    assert "RuntimeError: another bug" in caplog.text
+
+
+def test_unknown_host_reason_names_the_lookup() -> None:
+    """A failed name lookup reads as such, not as os.strerror's "unknown error -2"."""
+    lookup = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    error = ConnectionError("Error -2 connecting to no-such-host.invalid:6379.")
+    error.__cause__ = lookup
+    assert (
+        _reason(error) == "its host name does not resolve (name or service not known)"
+    )
+
+
+async def test_unknown_host_is_one_line() -> None:
+    """--redis with a host that doesn't exist: one line naming the lookup, status 1."""
+    url = "redis://no-such-host.invalid:6379/0"
+    code, _, err = await run_cli("serve", "broadcast", "--port", "0", "--redis", url)
+    assert code == 1
+    assert err.startswith(
+        f"wsteach: cannot reach redis at {url}: its host name does not resolve ("
+    ), err
+    assert "unknown error" not in err
+    assert err.endswith("start redis-server there, or correct the URL\n")
+
+
+async def test_close_drops_what_was_not_published(redis: RedisServer) -> None:
+    """close() drops the outbox: the room started again publishes nothing stale."""
+    room = RedisRoom(redis.url, say=lambda line: None, limits=Limits(rate=None))
+    async with RedisRoom(redis.url, say=lambda line: None) as watching:
+        there = await wsteach.start(watching.handler, port=0)
+        async with wsteach.connect(there.url, name="bob") as bob:
+            await until(lambda: len(watching.connected) == 1, "bob joined")
+            await room.start()
+            here = await wsteach.start(room.handler, port=0)
+            alice = await wsteach.connect(here.url, name="alice")
+            await until(lambda: len(room.connected) == 1, "alice joined")
+            assert redis.process is not None
+            redis.process.send_signal(signal.SIGSTOP)
+            try:
+                await alice.send("sent")
+                await until(lambda: bool(room._in_flight), "being published")
+                await alice.send("stale 1")
+                await alice.send("stale 2")
+                await until(lambda: room._outbox.qsize() == 2, "both waiting")
+                await alice.close()
+                await room.close()
+            finally:
+                redis.process.send_signal(signal.SIGCONT)
+            await room.start()
+            async with wsteach.connect(here.url, name="ada") as ada:
+                await until(lambda: len(room.connected) == 1, "ada joined")
+                await ada.send("fresh")
+                await until(lambda: "fresh" in texts(bob), "fresh arrived")
+            await asyncio.sleep(0.2)  # Time for a stale message to show.
+            assert [t for t in texts(bob) if t != "sent"] == ["fresh"], texts(bob)
+            await room.close()

@@ -15,12 +15,13 @@ shim for a version that is not installed does not.
 Prints the chosen interpreter's path on stdout and one line saying which it is
 on stderr. Exits with status 1 and one line when none runs.
 
-``make binder-pin`` asks for ``--version 3.11 --lowest``: the oldest Python the
-package supports, in its oldest patch release here (Debian 12's 3.11.2 rather
-than pyenv's 3.11.7), because some packages need a later patch release
-(soupsieve 3.0.2 needs 3.11.5), and pins resolved on the oldest install on all.
+``make lock`` (``tools/lock.py``) uses :func:`find` with ``lowest``: the oldest
+Python the package supports, in its oldest patch release here (Debian 12's
+3.11.2 rather than pyenv's 3.11.7), because some packages need a later patch
+release (soupsieve 4 needs 3.11.5), and pins resolved on the oldest install on
+all.
 
-Usage: ``python tools/binder_python.py [--version X.Y [--lowest]] [--fallback PYTHON] [--label TEXT]``
+Usage: ``python tools/binder_python.py [--version X.Y] [--fallback PYTHON] [--label TEXT]``
 """
 
 from __future__ import annotations
@@ -34,7 +35,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Choice", "candidates", "choose", "main", "runtime_version", "version_of"]
+__all__ = [
+    "Choice",
+    "candidates",
+    "choose",
+    "find",
+    "main",
+    "runtime_version",
+    "version_of",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -103,22 +112,11 @@ class Choice:
     line: str
 
 
-def choose(
-    version: str,
-    fallback: str,
-    *,
-    label: str = "Binder check",
-    why: str = "",
-    lowest: bool = False,
-) -> Choice:
-    """Python ``version`` when one runs here, else ``fallback``, said aloud.
+def find(version: str, *, lowest: bool = False) -> tuple[str, str] | None:
+    """An interpreter of ``version`` here, and its full version; None if none runs.
 
-    ``label`` starts the line; ``why`` says where ``version`` comes from. With
-    ``lowest``, the oldest patch release of ``version`` found is chosen (pins
-    resolved there install on every later one), else the first found.
-
-    Raises:
-        SystemExit: with one line, when not even ``fallback`` runs.
+    With ``lowest``, the oldest patch release found anywhere (pins resolved
+    there install on later ones), else the first found.
     """
     wanted = tuple(map(int, version.split(".")))
     found = []
@@ -128,16 +126,29 @@ def choose(
             found.append((actual, python))
             if not lowest:
                 break
-    if found:
-        actual, python = min(found) if lowest else found[0]
-        oldest = f", the oldest {version} here" if lowest else ""
-        return Choice(
-            python,
-            f"{label}: Python {version}{why}, {python} ({dotted(actual)}{oldest})",
-        )
+    if not found:
+        return None
+    actual, python = min(found)
+    return python, dotted(actual)
+
+
+def choose(
+    version: str, fallback: str, *, label: str = "Binder check", why: str = ""
+) -> Choice:
+    """Python ``version`` when one runs here, else ``fallback``, said aloud.
+
+    ``label`` starts the line; ``why`` says where ``version`` comes from.
+
+    Raises:
+        SystemExit: with one line, when not even ``fallback`` runs.
+    """
+    here = find(version)
+    if here is not None:
+        python, actual = here
+        return Choice(python, f"{label}: Python {version}{why}, {python} ({actual})")
     path = shutil.which(fallback) or fallback
-    actual = version_of(path)
-    if actual is None:
+    actual_version = version_of(path)
+    if actual_version is None:
         raise SystemExit(
             f"{label}: no Python {version} here{why}, and "
             f"{fallback} does not run either: install Python {version} or pass "
@@ -146,8 +157,8 @@ def choose(
     return Choice(
         path,
         f"{label}: Python {version}{why} is not available here, so it uses "
-        f"Python {dotted(actual)} ({path}), which runs make: the exact version "
-        "is not the one tested",
+        f"Python {dotted(actual_version)} ({path}), which runs make: the exact "
+        "version is not the one tested",
     )
 
 
@@ -159,17 +170,12 @@ def main(argv: list[str] | None = None) -> int:
         "--fallback", default=sys.executable, help="used when X.Y is not here"
     )
     parser.add_argument("--label", default="Binder check", help="starts the line")
-    parser.add_argument(
-        "--lowest", action="store_true", help="the oldest patch release of X.Y found"
-    )
     args = parser.parse_args(argv)
     if args.version:
         version, why = args.version, ""
     else:
         version, why = runtime_version(), " (binder/runtime.txt)"
-    choice = choose(
-        version, args.fallback, label=args.label, why=why, lowest=args.lowest
-    )
+    choice = choose(version, args.fallback, label=args.label, why=why)
     print(choice.line, file=sys.stderr)
     print(choice.python)
     return 0

@@ -4,7 +4,7 @@
 pinned, plus this repository's package, the line ``.``) into ``.venv-binder``
 with the Python that ``tools/binder_python.py`` picks, then runs the student
 notebooks there. Installing the pins takes a minute or more, and they change
-only when someone runs ``make binder-pin``.
+only when someone runs ``make lock``.
 
 So the venv records what it was built from (``binder-venv.json`` in it): the
 interpreter's path and exact version, the extra packages, and the contents of
@@ -17,12 +17,13 @@ record is missing (a fresh clone, as in CI; a build that stopped half way), or
 with ``--fresh`` (``BINDER_FRESH=1 make binder-test``), the venv is deleted and
 built from nothing.
 
-Limits: unpinned extras (``pytest``, ``nbval``) stay at the versions the venv
-was built with until it is rebuilt. A change to the package's own dependencies
-in ``pyproject.toml`` always rebuilds.
+The extras (``pytest``, ``nbval``) take their versions from ``--constraint``
+(the lock; give it with ``--inputs`` too, so that a new lock rebuilds). A
+change to the package's own dependencies in ``pyproject.toml`` always rebuilds.
 
 Usage: ``python tools/binder_venv.py --python PYTHON --venv DIR
---requirements FILE [--inputs FILE ...] [--extra PACKAGE ...] [--fresh]``
+--requirements FILE [--constraint FILE] [--inputs FILE ...] [--extra PACKAGE ...]
+[--fresh]``
 """
 
 from __future__ import annotations
@@ -100,7 +101,12 @@ def changed(venv: Path, inputs: dict[str, object]) -> str | None:
 
 
 def build(
-    python: str, venv: Path, requirements: Path, extra: list[str], inputs: dict
+    python: str,
+    venv: Path,
+    requirements: Path,
+    extra: list[str],
+    inputs: dict,
+    constraint: Path | None = None,
 ) -> None:
     """Build ``venv`` from nothing; the record is written last."""
     shutil.rmtree(venv, ignore_errors=True)
@@ -113,6 +119,7 @@ def build(
         "--quiet",
         "-r",
         requirements,
+        *(["-c", constraint] if constraint else []),
         *extra,
     )
     (venv / RECORD).write_text(json.dumps(inputs, indent=2) + "\n", encoding="utf-8")
@@ -131,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         help="more files the venv depends on",
     )
     parser.add_argument("--extra", nargs="*", default=[], help="packages to add")
+    parser.add_argument("--constraint", type=Path, help="versions for the extras")
     parser.add_argument(
         "--fresh", action="store_true", help="rebuild, whatever the record says"
     )
@@ -151,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
             run(*pip, "--no-deps", "--force-reinstall", *local)
         return 0
     print(f"Binder check: building {args.venv}/ from nothing ({why})", flush=True)
-    build(args.python, args.venv, args.requirements, args.extra, inputs)
+    build(
+        args.python, args.venv, args.requirements, args.extra, inputs, args.constraint
+    )
     return 0
 
 

@@ -25,6 +25,7 @@ from .notebook import PortInUseError, Running, running_servers, start, stop_all
 from .scripts import Script, ScriptExited, run_script
 from .servers import Room, echo
 from .trace import Trace
+from .versions import say_if_untested
 
 __all__ = [
     "Client",
@@ -49,3 +50,5 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+say_if_untested()  # Once per process: on a Python newer than the tested ones.

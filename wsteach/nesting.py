@@ -60,8 +60,10 @@ _LOOP_ATTRIBUTES = (
     "_nest_patched",
     "_nest_asyncio2",
 )
-# And on the class of the event loop policy.
+# And on the class of the event loop policy, before Python 3.14: there the
+# policy system is deprecated (to go in 3.16), and nest-asyncio2 leaves it be.
 _POLICY_ATTRIBUTES = ("get_event_loop",)
+_POLICY_PATCHED = sys.version_info < (3, 14)
 
 
 class Saved:
@@ -84,6 +86,22 @@ def _record(owner: Any, names: tuple[str, ...]) -> list[tuple[Any, str, Any]]:
     return [(owner, name, vars(owner).get(name, _MISSING)) for name in names]
 
 
+def _current_loop() -> asyncio.AbstractEventLoop:
+    """The thread's current loop when none runs, without creating one by the way.
+
+    ``asyncio.get_event_loop()`` creates one here before Python 3.14, with a
+    DeprecationWarning from 3.12 on, and raises from 3.14 on: ask the policy
+    before 3.14, and make a loop of the default class after (it is only needed
+    for its class, and closed at once).
+    """
+    if _POLICY_PATCHED:  # pragma: no branch - always true before Python 3.14
+        return asyncio.get_event_loop_policy().get_event_loop()
+    else:  # pragma: no cover - Python 3.14 and later
+        loop = asyncio.new_event_loop()
+        loop.close()
+        return loop
+
+
 def save_asyncio(loop: asyncio.AbstractEventLoop | None = None) -> Saved:
     """Record what ``nest_asyncio2.apply()`` changes, for :meth:`Saved.restore`.
 
@@ -95,12 +113,13 @@ def save_asyncio(loop: asyncio.AbstractEventLoop | None = None) -> Saved:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            loop = asyncio.get_event_loop_policy().get_event_loop()
+            loop = _current_loop()
     values: list[tuple[Any, str, Any]] = []
     for module, names in _MODULE_ATTRIBUTES.items():
         values += _record(module, names)
     values += _record(type(loop), _LOOP_ATTRIBUTES)
-    values += _record(type(asyncio.get_event_loop_policy()), _POLICY_ATTRIBUTES)
+    if _POLICY_PATCHED:  # pragma: no branch - always true before Python 3.14
+        values += _record(type(asyncio.get_event_loop_policy()), _POLICY_ATTRIBUTES)
     concurrent = sys.modules.get("tornado.concurrent")
     if concurrent is not None:
         values += _record(concurrent, ("Future", "FUTURES"))

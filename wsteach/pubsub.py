@@ -24,16 +24,39 @@ Redis is up, every client, on every process, sees the same messages in the same
 order. A client's messages are published in the order it sent them (one queue
 and one connection per process), so each sender's order is kept too.
 
-**Delivery is at most once.** Redis keeps no copy of a published message: a
-process that is not subscribed at that moment never gets it. Messages that were
-on their way when Redis went away are lost.
+**Delivery is at most once, and never twice.** Redis keeps no copy of a
+published message: a process that is not subscribed at that moment never gets
+it. Messages that were on their way when Redis went away are lost. Every
+message carries its process's name and a number that grows by one per message,
+and each process delivers a number at most once: a publish that redis-py
+retried after a broken connection (and that Redis may have run twice), or one
+that failed here, was relayed locally, and still reached Redis, reaches no
+client twice.
+
+**Talking to Redis.** The publishing connection retries a command once, on a
+fresh connection, when the old one broke (Redis restarted, or a ``CLIENT
+KILL``): redis-py does that (its ``Retry``), and the numbers above make it
+safe. The subscription never retries inside redis-py, so that an outage
+reaches this class, which says so. Each command waits at most
+``SOCKET_TIMEOUT`` seconds for its answer, and the subscription sends a
+``PING`` after ``HEALTH_CHECK_INTERVAL`` seconds of silence: a Redis that
+froze (stopped, or a cable pulled) is noticed within about
+``HEALTH_CHECK_INTERVAL + SOCKET_TIMEOUT`` seconds, on every redis-py version
+(before 8.0, redis-py waits forever by default).
 
 **While Redis is away** each process goes on as a plain ``Room``: its own
 clients still hear each other, relayed locally, but not the other processes'.
 It says so in one line, reconnects with exponential backoff (0.1 s doubling up
-to 5 s, with jitter), and says when the room is whole again. A Redis that
-vanishes without closing its connections (a cable pulled between two
-machines) is noticed only when TCP gives up, which can take minutes.
+to 5 s, with jitter), and says when the room is whole again. At most
+``OUTBOX`` messages wait to be published: more than that (Redis too slow to
+keep up) counts as an outage too, and they are relayed locally, in order.
+
+**What else comes over the channel.** A message that is not JSON, published by
+something else (``redis-cli PUBLISH wsteach hello``), reaches every client as
+it is. A JSON object with a ``"process"`` key that is not a well-formed room
+message (a ``"text"`` that is not a string, say) is dropped and counted in
+:attr:`RedisRoom.malformed`: it is not an outage. A foreign message longer than
+the room's ``limits.max_message`` is dropped and counted too.
 
 The database number in the URL does not separate rooms: Redis channels are
 shared by all its databases. Use another ``channel`` for another room.
@@ -51,13 +74,17 @@ import json
 import logging
 import os
 import random
+import socket
 import uuid
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -66,13 +93,34 @@ from websockets.asyncio.server import ServerConnection
 from .limits import Limits
 from .servers import Room
 
-__all__ = ["DEFAULT_CHANNEL", "RedisRoom", "RedisRoomError", "redis_url"]
+__all__ = [
+    "DEFAULT_CHANNEL",
+    "HEALTH_CHECK_INTERVAL",
+    "OUTBOX",
+    "SOCKET_TIMEOUT",
+    "RedisRoom",
+    "RedisRoomError",
+    "redis_url",
+]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CHANNEL = "wsteach"
 SCHEMES = ("redis", "rediss", "unix")
 BATCH = 500  # Messages published in one round trip, at most.
+#: Seconds a command waits for Redis's answer (connecting included).
+SOCKET_TIMEOUT = 3.0
+#: Seconds of silence on the subscription before it sends a ``PING``.
+HEALTH_CHECK_INTERVAL = 2.0
+#: Messages waiting to be published, at most; more is an outage.
+OUTBOX = 5000
+#: Processes whose last message number each process remembers.
+ORIGINS = 1024
+#: Numbers of this process's messages relayed locally, remembered to skip
+#: them when they come back through Redis after all.
+RELAYED_HERE = 10_000
+#: Errors that mean the connection to Redis broke, not that Redis refused.
+CONNECTION_LOST = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
 
 
 class RedisRoomError(Exception):
@@ -107,10 +155,40 @@ def _shown(url: str) -> str:
 def _reason(exc: BaseException) -> str:
     """Say in a few lowercase words why talking to Redis failed."""
     for cause in (exc, exc.__cause__, exc.__context__):
+        if isinstance(cause, socket.gaierror):
+            # A name lookup's errno is negative (EAI_NONAME is -2), and
+            # os.strerror knows only the positive ones: "unknown error -2".
+            return f"its host name does not resolve ({str(cause.strerror).lower()})"
         if isinstance(cause, OSError) and cause.errno:
             return os.strerror(cause.errno).lower()
     text = str(exc).strip().rstrip(".") or type(exc).__name__
     return text[:1].lower() + text[1:]
+
+
+def _parse(data: bytes) -> tuple[str, int, str, str] | str | None:
+    """Read one message from the channel.
+
+    Returns:
+        ``(process, number, client, text)`` for a room message; the text itself
+        for a message published by something else (not a JSON object with a
+        ``"process"`` key); :obj:`None` for a malformed room message.
+    """
+    try:
+        fields = json.loads(data)
+    except ValueError:
+        fields = None
+    if not isinstance(fields, dict) or "process" not in fields:
+        return data.decode(errors="replace")
+    process, number = fields.get("process"), fields.get("number")
+    client, text = fields.get("client"), fields.get("text")
+    if (
+        isinstance(process, str)
+        and type(number) is int
+        and isinstance(client, str)
+        and isinstance(text, str)
+    ):
+        return process, number, client, text
+    return None
 
 
 class RedisRoom(Room):
@@ -130,6 +208,8 @@ class RedisRoom(Room):
             line prints them.
         backoff: First and longest pause between two reconnection attempts,
             in seconds.
+        outbox: Messages that may wait to be published; one more is an
+            outage (see the module documentation).
     """
 
     def __init__(
@@ -141,6 +221,7 @@ class RedisRoom(Room):
         limits: Limits | None = None,
         say: Callable[[str], None] | None = None,
         backoff: tuple[float, float] = (0.1, 5.0),
+        outbox: int = OUTBOX,
     ) -> None:
         super().__init__(prefix, limits=limits)
         self.url = redis_url(url)
@@ -151,11 +232,22 @@ class RedisRoom(Room):
         self.origin = uuid.uuid4().hex
         #: Whether messages go through Redis right now (False during an outage).
         self.whole = False
+        #: Messages from the channel dropped as malformed or too long.
+        self.malformed = 0
         self._local: dict[str, ServerConnection] = {}
-        self._outbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self._outbox: asyncio.Queue[tuple[int, str, str]] = asyncio.Queue(outbox)
+        # Taken from the outbox, being published.
+        self._in_flight: list[tuple[int, str, str]] = []
+        self._numbers = 0
+        # The last number delivered from each process, oldest process first.
+        self._last: OrderedDict[str, int] = OrderedDict()
+        # Numbers of this process's messages relayed locally, not through Redis.
+        self._relayed_here: OrderedDict[int, None] = OrderedDict()
         self._broken = asyncio.Event()
         self._changed = asyncio.Event()
-        self._client: aioredis.Redis | None = None
+        self._publisher: aioredis.Redis | None = None
+        self._subscriber: aioredis.Redis | None = None
+        self._pubsub: Any = None
         self._tasks: list[asyncio.Task[None]] = []
 
     def __repr__(self) -> str:
@@ -178,28 +270,40 @@ class RedisRoom(Room):
         """
         if self._tasks:
             return
-        # No retries inside redis-py: a failure must reach this class at
-        # once, which says so and reconnects with its own backoff.
-        self._client = aioredis.Redis.from_url(
-            self.url, retry=None, socket_connect_timeout=5
+        options = {
+            "socket_timeout": SOCKET_TIMEOUT,
+            "socket_connect_timeout": SOCKET_TIMEOUT,
+        }
+        # Publishing retries once on a fresh connection; the message numbers
+        # make a command that ran twice harmless.
+        self._publisher = aioredis.Redis.from_url(
+            self.url,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+            **options,
+        )
+        # The subscription never retries inside redis-py: an outage must
+        # reach this class, which says so and resubscribes with its backoff.
+        self._subscriber = aioredis.Redis.from_url(
+            self.url, retry=Retry(NoBackoff(), 0), **options
         )
         try:
             pubsub, count = await self._subscribe()
         except (RedisError, OSError, TimeoutError) as exc:
-            await self._client.aclose()
-            self._client = None
+            await self._disconnect()
             raise RedisRoomError(
                 f"cannot reach redis at {_shown(self.url)}: {_reason(exc)}; "
                 "start redis-server there, or correct the URL"
             ) from exc
+        self._pubsub = pubsub
         self._set_whole(True)
         self.say(
             f"room {self.channel!r} through redis at {_shown(self.url)}: "
             f"{count} {'process' if count == 1 else 'processes'} subscribed"
         )
         self._tasks = [
-            asyncio.create_task(self._stay_subscribed(pubsub)),
-            asyncio.create_task(self._publish_forever()),
+            asyncio.create_task(self._supervise("subscriber", self._stay_subscribed)),
+            asyncio.create_task(self._supervise("publisher", self._publish_forever)),
         ]
 
     async def close(self) -> None:
@@ -209,9 +313,16 @@ class RedisRoom(Room):
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         self._set_whole(False)
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        # Not published now, and never later: a restarted room starts afresh.
+        self._outbox = asyncio.Queue(self._outbox.maxsize)
+        self._in_flight = []
+        await self._disconnect()
+
+    async def _disconnect(self) -> None:
+        for client in (self._publisher, self._subscriber):
+            if client is not None:
+                await client.aclose()
+        self._publisher = self._subscriber = None
 
     async def __aenter__(self) -> RedisRoom:
         await self.start()
@@ -240,6 +351,19 @@ class RedisRoom(Room):
         self._changed.set()
         self._changed = asyncio.Event()
 
+    async def _supervise(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        """Run one of the room's loops; if a bug ends it, log that and run it again."""
+        while True:
+            try:
+                await run()
+            except Exception:
+                # A bug, not an outage (those are handled inside the loops):
+                # the room must not go mute because of it.
+                logger.exception("the redis room's %s failed; restarting it", name)
+                self._lost(RedisError("an internal error; see the log"))
+                self._broken.set()
+                await asyncio.sleep(self.backoff[0])
+
     # Clients of this process
 
     async def handler(self, websocket: ServerConnection) -> None:
@@ -255,7 +379,32 @@ class RedisRoom(Room):
 
     def relay(self, sender: ServerConnection, message: str) -> None:
         """Queue ``message`` for publishing; it reaches the clients on its way back."""
-        self._outbox.put_nowait((sender.id.hex, message))
+        self._numbers += 1
+        item = (self._numbers, sender.id.hex, message)
+        try:
+            self._outbox.put_nowait(item)
+        except asyncio.QueueFull:
+            # Redis can't keep up: an outage. What waits goes out locally, in
+            # order: what is being published first, then the outbox, then this.
+            waiting = self._outbox.maxsize
+            self._lost(
+                RedisError(f"too slow: {waiting} messages waited to be published")
+            )
+            self._broken.set()
+            self._relay_here(self._in_flight)
+            while not self._outbox.empty():
+                self._relay_here([self._outbox.get_nowait()])
+            self._relay_here([item])
+
+    def _relay_here(self, batch: list[tuple[int, str, str]]) -> None:
+        """Relay messages of this process's clients to its own clients only, once."""
+        for number, sender, message in batch:
+            if number in self._relayed_here:
+                continue
+            self._relayed_here[number] = None
+            if len(self._relayed_here) > RELAYED_HERE:
+                self._relayed_here.popitem(last=False)
+            super().relay(self._local.get(sender), message)  # type: ignore[arg-type]
 
     # Publishing
 
@@ -266,26 +415,33 @@ class RedisRoom(Room):
             while len(batch) < BATCH and not self._outbox.empty():
                 batch.append(self._outbox.get_nowait())
             if self.whole:
+                self._in_flight = batch
                 try:
                     await self._publish(batch)
                     continue
-                except (RedisError, OSError) as exc:
+                except (RedisError, OSError, TimeoutError) as exc:
                     self._lost(exc)
                     self._broken.set()
-            for sender, message in batch:
-                super().relay(self._local.get(sender), message)  # type: ignore[arg-type]
+                except Exception:
+                    self._relay_here(batch)  # Lose nothing to a bug.
+                    raise
+                finally:
+                    self._in_flight = []
+            self._relay_here(batch)
 
-    async def _publish(self, batch: list[tuple[str, str]]) -> None:
-        assert self._client is not None
+    async def _publish(self, batch: list[tuple[int, str, str]]) -> None:
+        assert self._publisher is not None
         payloads = [
-            json.dumps({"process": self.origin, "client": sender, "text": text})
-            for sender, text in batch
+            json.dumps(
+                {"process": self.origin, "number": n, "client": sender, "text": text}
+            )
+            for n, sender, text in batch
         ]
         if len(payloads) == 1:
-            await self._client.publish(self.channel, payloads[0])
+            await self._publisher.publish(self.channel, payloads[0])
             return
         # One round trip for the lot; Redis runs them in this order.
-        async with self._client.pipeline(transaction=False) as pipe:
+        async with self._publisher.pipeline(transaction=False) as pipe:
             for payload in payloads:
                 pipe.publish(self.channel, payload)
             await pipe.execute()
@@ -294,26 +450,27 @@ class RedisRoom(Room):
 
     async def _subscribe(self) -> tuple[Any, int]:
         """Subscribe; return the pubsub once Redis confirmed, and the subscriber count."""
-        assert self._client is not None
-        pubsub = self._client.pubsub()
+        assert self._subscriber is not None and self._publisher is not None
+        pubsub = self._subscriber.pubsub()
         try:
             await pubsub.subscribe(self.channel)
             # The subscription is active once Redis confirms it.
-            async with asyncio.timeout(5):
+            async with asyncio.timeout(SOCKET_TIMEOUT):
                 reply = None
                 while reply is None or reply["type"] != "subscribe":
                     reply = await pubsub.get_message(timeout=None)
-            # The connection that publishes works too (it may be stale after
-            # an outage: this replaces it).
-            await self._client.ping()
-            ((_, count),) = await self._client.pubsub_numsub(self.channel)
+            # The connection that publishes works too.
+            await self._publisher.ping()
+            ((_, count),) = await self._publisher.pubsub_numsub(self.channel)
         except BaseException:
             await pubsub.aclose()
             raise
         return pubsub, int(count)
 
-    async def _stay_subscribed(self, pubsub: Any) -> None:
+    async def _stay_subscribed(self) -> None:
         """Deliver what the channel brings; after an outage, resubscribe with backoff."""
+        # The subscription start() made, once; afresh after an outage or a bug.
+        pubsub, self._pubsub = self._pubsub, None
         first, longest = self.backoff
         delay = first
         while True:
@@ -339,35 +496,78 @@ class RedisRoom(Room):
                 listening.cancel()
                 broken.cancel()
                 await asyncio.gather(listening, broken, return_exceptions=True)
+                with contextlib.suppress(RedisError, OSError, TimeoutError):
+                    await pubsub.aclose()
             if listening.done() and not listening.cancelled():
                 exc = listening.exception()
-                if exc is not None and not isinstance(exc, RedisError | OSError):
-                    # A bug, not an outage: say so, and start afresh.
-                    logger.error("relaying from redis failed", exc_info=exc)
+                if exc is not None and not isinstance(
+                    exc, RedisError | OSError | TimeoutError
+                ):
+                    raise exc  # A bug: _supervise logs it and starts afresh.
                 self._lost(exc or RedisError("the subscription ended"))
-            with contextlib.suppress(RedisError, OSError):
-                await pubsub.aclose()
             pubsub = None
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
 
     async def _listen(self, pubsub: Any) -> None:
+        """Deliver messages until the subscription breaks; ping it when it is quiet."""
         # Subscribed to one channel, its "subscribe" reply read by _subscribe:
-        # from then on Redis sends only messages on this connection.
-        async for message in pubsub.listen():
-            self._deliver(message["data"])
+        # from then on Redis sends only messages and pongs on this connection.
+        loop = asyncio.get_running_loop()
+        heard = loop.time()
+        pinged = False
+        # One read at a time, waited for in short slices: a slice that ends
+        # leaves the read going (a timeout inside get_message would cancel
+        # it, and Python 3.11 then stops tracing this coroutine for coverage).
+        reading: asyncio.Future[Any] | None = None
+        try:
+            while True:
+                if reading is None:
+                    reading = asyncio.ensure_future(pubsub.get_message(timeout=None))
+                await asyncio.wait({reading}, timeout=HEALTH_CHECK_INTERVAL / 4)
+                now = loop.time()
+                if reading.done():
+                    reply, reading = reading.result(), None
+                    heard, pinged = now, False
+                    if reply is not None and reply["type"] == "message":
+                        self._deliver(reply["data"])
+                elif now - heard > HEALTH_CHECK_INTERVAL + SOCKET_TIMEOUT:
+                    raise RedisTimeoutError(
+                        f"no answer to a ping within {SOCKET_TIMEOUT:g} seconds"
+                    )
+                elif now - heard > HEALTH_CHECK_INTERVAL and not pinged:
+                    await pubsub.ping()
+                    pinged = True
+        finally:
+            if reading is not None:
+                reading.cancel()
 
     def _deliver(self, data: bytes) -> None:
-        """Relay one message from the channel to this process's clients."""
-        try:
-            fields = json.loads(data)
-            origin, sender, text = fields["process"], fields["client"], fields["text"]
-        except (ValueError, TypeError, KeyError):
-            # Published by something else (redis-cli PUBLISH wsteach hello):
-            # everyone here gets it as it is.
-            origin, sender = None, None
-            text = data.decode(errors="replace")
-        own = self._local.get(sender) if origin == self.origin else None
-        super().relay(own, text)  # type: ignore[arg-type]
+        """Relay one message from the channel to this process's clients, at most once."""
+        parsed = _parse(data)
+        if isinstance(parsed, str):
+            limit = self.limits.max_message
+            if limit is not None and len(data) > limit:
+                self.malformed += 1
+                return
+            super().relay(None, parsed)  # type: ignore[arg-type]
+            return
+        if parsed is None:
+            self.malformed += 1
+            logger.info("dropped a malformed message from redis: %.200r", data)
+            return
+        origin, number, sender, text = parsed
+        if number <= self._last.get(origin, 0):
+            return  # A retried publish: delivered already.
+        self._last[origin] = number
+        self._last.move_to_end(origin)
+        if len(self._last) > ORIGINS:
+            self._last.popitem(last=False)
+        if origin != self.origin:
+            super().relay(None, text)  # type: ignore[arg-type]
+        elif number in self._relayed_here:
+            del self._relayed_here[number]  # Relayed here while Redis seemed away.
+        else:
+            super().relay(self._local.get(sender), text)  # type: ignore[arg-type]
 
     def _lost(self, exc: BaseException) -> None:
         """Say once that Redis went away; the room goes on locally."""
@@ -377,11 +577,8 @@ class RedisRoom(Room):
         count = len(self.connected)
         logger.info("redis went away: %s", exc)
         # A lost connection is what "went away" says; anything else (Redis
-        # refused a command) is worth its own words.
-        lost = isinstance(
-            exc, RedisConnectionError | RedisTimeoutError | OSError | TimeoutError
-        )
-        why = "" if lost else f" ({_reason(exc)})"
+        # refused a command, it was too slow) is worth its own words.
+        why = "" if isinstance(exc, CONNECTION_LOST) else f" ({_reason(exc)})"
         self.say(
             f"redis at {_shown(self.url)} went away{why}: this process "
             f"relays between its own {count} client(s) only; reconnecting"

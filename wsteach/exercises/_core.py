@@ -25,13 +25,15 @@ expect before running the cell that shows it, then ``q.check(answer)``.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
-import dis
 import inspect
 import io
 import logging
 import re
+import textwrap
+import types
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -137,34 +139,61 @@ class Result:
         return f"{line} — {self.detail}" if self.detail else line
 
 
-_STUB_OPS = {
-    "RETURN_GENERATOR",
-    "POP_TOP",
-    "RESUME",
-    "NOP",
-    "LOAD_CONST",
-    "RETURN_VALUE",
-}
-_STUB_OPS |= {"RETURN_CONST", "CACHE"}
-
-
 def is_stub(function: Any) -> bool:
     """Whether ``function`` is still an untouched stub whose body is ``...``.
 
-    Comments and a docstring don't count: a body that does nothing but return
-    :obj:`None` is a stub.
+    Comments and a docstring don't count: a body of nothing but ``...``,
+    ``pass``, a docstring or ``return None`` is a stub.
+
+    The body is read from the function's source (a notebook cell's too), as
+    Python's own parser sees it. A function whose source is gone is compared
+    with stubs that this Python compiles now: no version's bytecode is assumed.
     """
     code = getattr(function, "__code__", None)
     if code is None:
         return False
-    for instruction in dis.get_instructions(code):
-        if instruction.opname not in _STUB_OPS:
-            return False
-        if instruction.opname in ("LOAD_CONST", "RETURN_CONST") and (
-            instruction.argval is not None
-        ):
-            return False
-    return True
+    tree = _definition(function)
+    if tree is None:
+        return _compiles_like_a_stub(code)
+    return all(_does_nothing(statement) for statement in tree.body)
+
+
+def _definition(function: Any) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    """The ``def`` of ``function`` as Python's parser reads its source; None if gone."""
+    try:
+        source = textwrap.dedent(inspect.getsource(function))
+        tree = ast.parse(source).body[0]
+    except (OSError, TypeError, SyntaxError, IndexError):
+        return None
+    return tree if isinstance(tree, ast.FunctionDef | ast.AsyncFunctionDef) else None
+
+
+def _does_nothing(statement: ast.stmt) -> bool:
+    """``...``, ``pass``, a string alone (a docstring), or ``return None``."""
+    if isinstance(statement, ast.Pass):
+        return True
+    if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant):
+        return statement.value.value is Ellipsis or isinstance(
+            statement.value.value, str
+        )
+    if isinstance(statement, ast.Return):
+        value = statement.value
+        return value is None or (
+            isinstance(value, ast.Constant) and value.value is None
+        )
+    return False
+
+
+def _compiles_like_a_stub(code: types.CodeType) -> bool:
+    """Whether ``code`` is what this Python makes of a stub with the same signature."""
+    kind = "async def" if code.co_flags & inspect.CO_COROUTINE else "def"
+    names = ", ".join(f"a{i}" for i in range(code.co_argcount))
+    stub = compile(f"{kind} stub({names}):\n    ...\n", "<stub>", "exec")
+    reference = next(c for c in stub.co_consts if isinstance(c, types.CodeType))
+    return (code.co_code, code.co_exceptiontable) == (
+        reference.co_code,
+        reference.co_exceptiontable,
+    )
 
 
 class _Crashes(logging.Handler):
@@ -635,16 +664,24 @@ class _Watch:
         return watched
 
 
-# An await is a small loop too (SEND, JUMP_BACKWARD_NO_INTERRUPT): not counted.
-_LOOP_OPS = {"GET_AITER", "FOR_ITER", "JUMP_BACKWARD"}
-
-
 def _has_loop(function: Any) -> bool:
-    """Whether ``function``'s own code has a loop (``for``, ``async for``, ``while``)."""
-    code = getattr(function, "__code__", None)
-    if code is None:
-        return True  # Can't tell: don't suggest adding a loop.
-    return any(op.opname in _LOOP_OPS for op in dis.get_instructions(code))
+    """Whether ``function``'s own body has a loop: ``for``, ``async for``, ``while``.
+
+    A comprehension counts (``[m async for m in websocket]`` loops too); loops
+    in functions defined inside it don't. When its source is gone,
+    the answer is True: don't suggest adding a loop that may be there.
+    """
+    tree = _definition(function)
+    if tree is None:
+        return True
+    todo: list[ast.AST] = list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.For | ast.AsyncFor | ast.While | ast.comprehension):
+            return True
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            todo.extend(ast.iter_child_nodes(node))
+    return False
 
 
 def _likely_cause(
