@@ -105,6 +105,7 @@ notebooks: $(TEST_STAMP)
 bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/redis_fanout.py $(REDIS_BENCH_ARGS)
+	$(BIN)/python benchmarks/class_board.py $(BOARD_BENCH_ARGS)
 
 ## make autobahn: fuzz wsteach serve echo and plain websockets with the Autobahn|Testsuite
 ## (cases 1-7, 9, 10; needs Python 2.7: PYTHON27=/path/to/python2.7; not part of make test)

@@ -99,6 +99,16 @@ def _exercises_wait_one_second_for_a_reply(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 @pytest.fixture(autouse=True)
+def _no_class_remembered(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """wsteach.join remembers a class in a temporary file, never in the real home."""
+    path = tmp_path_factory.mktemp("class") / "class.json"
+    monkeypatch.setenv("WSTEACH_CLASS_FILE", str(path))
+    monkeypatch.delenv("WSTEACH_CLASS", raising=False)
+
+
+@pytest.fixture(autouse=True)
 async def _stop_servers():
     """Stop whatever servers a test left running, so tests stay independent."""
     yield

@@ -22,11 +22,12 @@ class Kernel:
         self.client = manager.client()
 
     @classmethod
-    async def start(cls, cwd: Path) -> Kernel:
+    async def start(cls, cwd: Path, env: dict[str, str] | None = None) -> Kernel:
+        """Start a kernel in ``cwd``; ``env`` adds to this process's environment."""
         manager = AsyncKernelManager(
             kernel_name="python3", kernel_spec_manager=KernelSpecManager(kernel_dirs=[])
         )
-        await manager.start_kernel(cwd=str(cwd))
+        await manager.start_kernel(cwd=str(cwd), env={**os.environ, **(env or {})})
         kernel = cls(manager)
         kernel.client.start_channels()
         await kernel.client.wait_for_ready(timeout=60 * TIMEOUT_FACTOR)

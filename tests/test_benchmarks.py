@@ -84,3 +84,13 @@ async def test_idle_memory_counts_bytes_per_connection() -> None:
     per_connection = await harness.idle_memory("room", connections=10, warmup=2)
     # A connection holds a protocol, buffers and a handler task: kilobytes.
     assert per_connection > 1000
+
+
+async def test_class_board_benchmark_sees_every_report() -> None:
+    """benchmarks/class_board.py at a tiny size: a few students, each report reaches the page."""
+    import class_board
+
+    figures = await class_board.bench(students=3, steps=10, seconds=1.5, warmup=0.5)
+    assert figures["seen"] > 0
+    assert figures["p99_ms"] >= figures["p50_ms"] > 0
+    assert figures["server_cpu_percent"] >= 0

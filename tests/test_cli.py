@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -716,3 +717,96 @@ def test_empty_host_listens_on_one_dual_stack_socket() -> None:
         assert sock.family == socket.AF_INET6
         assert not sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
     assert cli.listening_socket("0.0.0.0", 0) is None
+
+
+# wsteach serve class ----------------------------------------------------------
+
+
+async def test_class_prints_the_join_line_and_the_secret_board_url() -> None:
+    """serve class says how students join and where the board is, with its token."""
+    server = await ServerProcess.start("class", "--port", "0", "--web")
+    try:
+        text = "\n".join(server.lines)
+        join = f'wsteach.join_class("ws://127.0.0.1:{server.port}", name="...")'
+        assert f"students join: {join}" in text
+        board = await server.wait_for("board (keep this address to yourself)")
+        url = board.split(": ", 1)[1]
+        assert url.startswith(f"http://127.0.0.1:{server.port}/board?token=")
+        token = url.split("token=", 1)[1]
+        assert len(token) >= 32
+        page = f"GET /board?token={token} HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        assert (await http_exchange(server.port, page.encode()))[0] == 200
+        bare = b"GET /board HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        assert (await http_exchange(server.port, bare))[0] == 403
+        chat = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        assert (await http_exchange(server.port, chat))[0] == 200
+        async with connect(f"{server.url}/class") as student:
+            await student.send('{"type": "join", "name": "ada"}')
+            await student.send('{"type": "result", "step": "2.2", "result": "passed"}')
+            await server.wait_for("+ 127.0.0.1")
+        csv = f"GET /board.csv?token={token} HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        for _ in range(100):
+            _, _, body = await http_exchange(server.port, csv.encode())
+            if b"ada" in body:
+                break
+            await asyncio.sleep(0.05)
+        assert body.splitlines()[1] == b"ada,no,,,,passed"
+    finally:
+        assert await server.stop() == 0
+
+
+async def test_class_on_all_interfaces_gives_students_the_network_address() -> None:
+    """With --host 0.0.0.0, the join line names this machine's network address."""
+    server = await ServerProcess.start(
+        "class", "--host", "0.0.0.0", "--port", "0", "--stuck-after", "0"
+    )
+    try:
+        text = "\n".join(server.lines)
+        address = f"ws://{cli.lan_address()}:{server.port}"
+        assert f'students join: wsteach.join_class("{address}", name="...")' in text
+        assert (
+            f"board (keep this address to yourself): http://localhost:{server.port}/board?token="
+            in text
+        )
+    finally:
+        assert await server.stop() == 0
+
+
+def test_class_flags_are_checked(capsys: pytest.CaptureFixture[str]) -> None:
+    """--stuck-after takes minutes (0 off, at most a day); class has no --redis."""
+    assert cli.parse_args(["serve", "class"]).stuck_after == 10.0
+    assert cli.parse_args(["serve", "class", "--stuck-after", "0"]).stuck_after is None
+    for argv in (
+        ["serve", "class", "--stuck-after", "2000"],
+        ["serve", "class", "--redis", "redis://localhost"],
+    ):
+        with pytest.raises(SystemExit):
+            cli.parse_args(argv)
+    err = capsys.readouterr().err
+    assert "must be at most 1440 minutes, got 2000" in err
+    assert "--redis works with the broadcast server only" in err
+
+
+async def test_class_keeps_the_board_token_it_is_given() -> None:
+    """WSTEACH_BOARD_TOKEN keeps the board's address across restarts of the server."""
+    token = "k" * 24
+    server = await ServerProcess.start(
+        "class", "--port", "0", env={"WSTEACH_BOARD_TOKEN": token}
+    )
+    try:
+        assert any(line.endswith(f"/board?token={token}") for line in server.lines)
+    finally:
+        assert await server.stop() == 0
+
+
+def test_class_refuses_a_weak_board_token() -> None:
+    """A WSTEACH_BOARD_TOKEN shorter than 16 characters stops the start, in one line."""
+    weak = subprocess.run(
+        [sys.executable, "-m", "wsteach", "serve", "class", "--port", "0"],
+        env=measured({**os.environ, "WSTEACH_BOARD_TOKEN": "short"}),
+        capture_output=True,
+        text=True,
+        timeout=30 * FACTOR,
+    )
+    assert weak.returncode == 1
+    assert weak.stderr.startswith("wsteach: WSTEACH_BOARD_TOKEN must be 16 to 200")

@@ -19,6 +19,7 @@ happened on the wire::
 from __future__ import annotations
 
 from .clients import Client, connect, crowd
+from .join import join_class, leave_class, lower_hand, raise_hand
 from .limits import Limits
 from .notebook import PortInUseError, Running, running_servers, start, stop_all
 from .scripts import Script, ScriptExited, run_script
@@ -38,6 +39,10 @@ __all__ = [
     "connect",
     "crowd",
     "echo",
+    "join_class",
+    "leave_class",
+    "lower_hand",
+    "raise_hand",
     "run_script",
     "running_servers",
     "start",

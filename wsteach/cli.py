@@ -1,4 +1,4 @@
-"""``wsteach serve echo|broadcast``: the finished servers, from a terminal.
+"""``wsteach serve echo|broadcast|class``: the finished servers, from a terminal.
 
 Like the video's scripts, it prints a "listening on" line and one line per
 client that connects or disconnects. Ctrl+C or SIGTERM closes every client with
@@ -13,6 +13,10 @@ and runs a handler from :mod:`wsteach.servers` with websockets' own
 :func:`~websockets.asyncio.server.serve`. Each group of flags has its own
 ``add_*_flags`` function, so a new group is one more function.
 
+``wsteach serve class`` is the broadcast room plus the class board
+(:mod:`wsteach.classboard`): it also prints the address students join with
+and the board's secret URL.
+
 For an interactive client, use the one websockets ships:
 ``python -m websockets ws://localhost:7890``.
 """
@@ -26,6 +30,8 @@ import errno
 import functools
 import ipaddress
 import math
+import os
+import re
 import signal
 import socket
 import sys
@@ -34,6 +40,7 @@ from typing import Any, NoReturn
 
 from websockets.asyncio.server import Server, serve
 
+from .classboard import ClassRoom
 from .limits import Limits
 from .servers import Handler, Room, announce, classroom_echo
 
@@ -123,7 +130,9 @@ def port(text: str) -> int:
 def add_server_flags(serve_parser: argparse.ArgumentParser) -> None:
     """Which server, where it listens, and who may connect."""
     serve_parser.add_argument(
-        "server", choices=["echo", "broadcast"], help="which server to run"
+        "server",
+        choices=["echo", "broadcast", "class"],
+        help="which server to run; class: the broadcast room plus the class board",
     )
     serve_parser.add_argument(
         "--host",
@@ -163,6 +172,19 @@ def add_redis_flags(serve_parser: argparse.ArgumentParser) -> None:
         "--channel",
         default="wsteach",
         help="the Redis channel: one room per channel (default: wsteach)",
+    )
+
+
+def add_board_flags(serve_parser: argparse.ArgumentParser) -> None:
+    """--stuck-after: the class board's (``wsteach serve class`` only)."""
+    board = serve_parser.add_argument_group("the class board (class only)")
+    board.add_argument(
+        "--stuck-after",
+        type=number_or_off(24 * 60, "minutes"),
+        default=10.0,
+        metavar="MINUTES",
+        help="mark a student stuck after this long without a step passing "
+        "(default: 10; 0: only three failures in a row on one step count)",
     )
 
 
@@ -246,6 +268,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     add_server_flags(serve_parser)
     add_redis_flags(serve_parser)
+    add_board_flags(serve_parser)
     add_limit_flags(serve_parser)
     args = parser.parse_args(argv)
     check_args(serve_parser, args)
@@ -266,9 +289,12 @@ def limits_from(args: argparse.Namespace) -> Limits:
     )
 
 
-def serve_options(args: argparse.Namespace, limits: Limits) -> dict[str, Any]:
+def serve_options(
+    args: argparse.Namespace, limits: Limits, classroom: ClassRoom | None = None
+) -> dict[str, Any]:
     """Build the keyword arguments for websockets' ``serve`` from the flags."""
-    options = limits.serve_options(web=args.web)
+    pages = None if classroom is None else classroom.process_request
+    options = limits.serve_options(web=args.web, pages=pages)
     if args.origin:
         # None: clients that send no Origin header (scripts, python -m
         # websockets, notebooks) are not browsers, so no page can abuse them.
@@ -278,15 +304,19 @@ def serve_options(args: argparse.Namespace, limits: Limits) -> dict[str, Any]:
 
 @contextlib.asynccontextmanager
 async def handler_for(
-    args: argparse.Namespace, limits: Limits
+    args: argparse.Namespace, limits: Limits, classroom: ClassRoom | None = None
 ) -> AsyncIterator[Handler]:
     """Provide the handler the command line asks for, from :mod:`wsteach.servers`.
+
+    ``classroom``, for ``serve class``, provides its own handler.
 
     An async context, so that a handler that needs setting up and tearing
     down (a room shared through another service, say) has its place here:
     the server is closed before the context exits.
     """
-    if args.server == "echo":
+    if classroom is not None:
+        yield classroom.handler
+    elif args.server == "echo":
         yield classroom_echo(limits)
     elif args.redis is not None:
         # Imported here: redis-py is loaded only by the processes that use it.
@@ -470,22 +500,47 @@ async def run(args: argparse.Namespace) -> None:
     stop = asyncio.Event()
     undo = stop_on_signals(stop.set)
     limits = limits_from(args)
+    classroom = None
+    if args.server == "class":
+        stuck = None if args.stuck_after is None else args.stuck_after * 60
+        classroom = ClassRoom(limits=limits, token=board_token(), stuck_after=stuck)
     try:
-        async with handler_for(args, limits) as handler:
-            await serve_until_stopped(args, limits, handler, stop)
+        async with handler_for(args, limits, classroom) as handler:
+            await serve_until_stopped(args, limits, handler, stop, classroom)
     finally:
         undo()
 
 
+def board_token() -> str | None:
+    """The board's token from ``WSTEACH_BOARD_TOKEN``, or None for a fresh one.
+
+    A token of one's own keeps the board's address across restarts of the
+    server; an environment variable, unlike a flag, doesn't show in ``ps``.
+    """
+    token = os.environ.get("WSTEACH_BOARD_TOKEN")
+    if token is None:
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9_-]{16,200}", token):
+        raise CannotStart(
+            "WSTEACH_BOARD_TOKEN must be 16 to 200 letters, digits, - or _; "
+            "python -c 'import secrets; print(secrets.token_urlsafe())' makes one"
+        )
+    return token
+
+
 async def serve_until_stopped(
-    args: argparse.Namespace, limits: Limits, handler: Handler, stop: asyncio.Event
+    args: argparse.Namespace,
+    limits: Limits,
+    handler: Handler,
+    stop: asyncio.Event,
+    classroom: ClassRoom | None = None,
 ) -> None:
     """Listen, say where, serve until ``stop`` is set, then close every client."""
     server, host = await open_server(
         announce(handler),
         args.host,
         args.port,
-        serve_options(args, limits),
+        serve_options(args, limits, classroom),
     )
     cap_segment_size(server)
     port = server.sockets[0].getsockname()[1]
@@ -496,6 +551,10 @@ async def serve_until_stopped(
     if args.host not in LOCAL_HOSTS:
         announce_students(server, port, web=args.web)
         print(limits.describe(), flush=True)
+    if classroom is not None:
+        announce_board(
+            server, port, url, classroom.token, local=args.host in LOCAL_HOSTS
+        )
     print("press Ctrl+C to stop", flush=True)
     try:
         await stop.wait()
@@ -520,6 +579,20 @@ def announce_students(server: Server, port: int, *, web: bool) -> None:
     if web:
         pages = " or ".join(f"http://{host}:{port}/" for host in hosts)
         print(f"students' chat page: {pages}", flush=True)
+
+
+def announce_board(
+    server: Server, port: int, url: str, token: str, *, local: bool
+) -> None:
+    """Print how students join the board, and the board's secret address."""
+    hosts = [] if local else students_addresses(server.sockets)
+    joins = [f"ws://{host}:{port}" for host in hosts] or [url]
+    for join in joins:
+        print(f'students join: wsteach.join_class("{join}", name="...")', flush=True)
+    page = url.replace("ws://", "http://")
+    print(
+        f"board (keep this address to yourself): {page}/board?token={token}", flush=True
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

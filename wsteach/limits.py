@@ -124,18 +124,25 @@ class Limits:
             return None
         return RateLimit(self.rate, self.burst, now)
 
-    def serve_options(self, *, web: bool = False) -> dict[str, Any]:
+    def serve_options(
+        self, *, web: bool = False, pages: ProcessRequest | None = None
+    ) -> dict[str, Any]:
         """Return keyword arguments for :func:`websockets.asyncio.server.serve`.
 
         Args:
             web: Also answer plain HTTP GET requests with the chat page (the
                 page is served even when the room is full).
+            pages: Another ``process_request`` hook, asked first (the class
+                board's, :meth:`wsteach.classboard.ClassRoom.process_request`).
+                What it answers is served even when the room is full.
         """
         page: ProcessRequest | None = None
         if web:
             from .web import serve_page
 
             page = serve_page
+        if pages is not None:
+            page = pages if page is None else _first_answer(pages, page)
         options: dict[str, Any] = {
             "max_size": self.max_message,
             # At most 16 incoming messages wait for the handler; then websockets
@@ -174,6 +181,19 @@ class Limits:
             )
             parts.append(f"ping every {self.ping_interval:g} s{timeout}")
         return "limits: " + (" · ".join(parts) if parts else "none")
+
+
+def _first_answer(*hooks: ProcessRequest) -> ProcessRequest:
+    """One ``process_request`` hook: the first of ``hooks`` that answers wins."""
+
+    def ask(connection: ServerConnection, request: Request) -> Response | None:
+        for hook in hooks:
+            response = hook(connection, request)
+            if response is not None:
+                return response
+        return None
+
+    return ask
 
 
 NO_LIMITS = Limits(

@@ -43,6 +43,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from ..clients import TIMEOUT_FACTOR
+from ..join import report
 from ..notebook import Running, start
 
 __all__ = [
@@ -122,11 +123,16 @@ Scenario = Callable[[Run], Awaitable[None]]
 
 @dataclass(frozen=True)
 class Result:
-    """The outcome of one scenario."""
+    """The outcome of one scenario.
+
+    ``cause`` is the failure's short name (``no reply``, ``send not
+    awaited``…), what the class board shows; it is not part of equality.
+    """
 
     scenario: str
     status: str
     detail: str = ""
+    cause: str = field(default="", compare=False)
 
     def __str__(self) -> str:
         line = f"{MARKS[self.status]} {self.scenario}: {self.status}"
@@ -231,14 +237,17 @@ class Checked:
             print(f"  {result}")
         if results and all(r.status == PASSED for r in results):
             print("  all passed: well done!")
+        _report(self.number, results)
 
     def hint(self, level: int = 1) -> None:
         """Print hint number ``level`` (1 is the gentlest)."""
         _hint(f"{self.label} {self.number}", self.hints, level)
+        report(self.number, "hint")
 
     def solution(self) -> None:
         """Show the solution's code."""
         _show_code(f"Solution to {self.label} {self.number} · {self.title}", self.code)
+        report(self.number, "solution")
 
 
 class Exercise(Checked):
@@ -290,7 +299,8 @@ class Exercise(Checked):
         problem = self._unusable(answer)
         if problem:
             # One line, not one per scenario: none of them can run.
-            return [Result(self._yours, FAILED, f"{problem} (no scenario was played)")]
+            detail = f"{problem} (no scenario was played)"
+            return [Result(self._yours, FAILED, detail, cause="can't be checked")]
         if is_stub(answer):
             stub = getattr(answer, "__name__", "the function")
             detail = f"write the body of {stub}, then run this cell again"
@@ -314,7 +324,7 @@ class Exercise(Checked):
             server = await start(handler, port=0, trace=False, logger=logger)
         except Exception as exc:
             detail = f"the server could not start: {exc}".replace("\n", " ")
-            return [Result(self._yours, FAILED, detail)]
+            return [Result(self._yours, FAILED, detail, cause="server did not start")]
         results = []
         try:
             for name, scenario in self.scenarios:
@@ -389,8 +399,11 @@ class Exercise(Checked):
             failure = error
         if not detail:
             return Result(name, PASSED)
-        cause = _likely_cause(failure, watch, not_awaited, crashed=bool(run.errors))
-        return Result(name, FAILED, f"{detail}; {cause}" if cause else detail)
+        short, cause = _likely_cause(
+            failure, watch, not_awaited, crashed=bool(run.errors)
+        )
+        detail = f"{detail}; {cause}" if cause else detail
+        return Result(name, FAILED, detail, cause=short)
 
 
 class NotAttempted(Exception):
@@ -461,10 +474,10 @@ class Step(Checked):
             except NotAttempted as exc:
                 results.append(Result(name, NOT_ATTEMPTED, str(exc)))
             except Mismatch as exc:
-                results.append(Result(name, FAILED, str(exc)))
+                results.append(Result(name, FAILED, str(exc), cause="mismatch"))
             except Exception as exc:
                 detail = f"{type(exc).__name__}: {exc}".replace("\n", " ")
-                results.append(Result(name, FAILED, detail))
+                results.append(Result(name, FAILED, detail, cause=type(exc).__name__))
             else:
                 results.append(Result(name, PASSED))
         return results
@@ -585,12 +598,16 @@ class Question:
             return
         if result.status == PASSED:
             print(f"  ✓ right: {result.detail}")
+            report(self.number, PASSED)
         else:
             print(f"  {result}")
+            if result.status == FAILED:
+                report(self.number, FAILED, "wrong prediction")
 
     def hint(self, level: int = 1) -> None:
         """Print hint number ``level`` (1 is the gentlest)."""
         _hint(f"question {self.number}", self.hints, level)
+        report(self.number, "hint")
 
     def solution(self) -> None:
         """Show the answer and why."""
@@ -598,11 +615,25 @@ class Question:
             f"Answer to question {self.number} · {self.title}: "
             f"{self._shown()}\n{self.explanation}"
         )
+        report(self.number, "solution")
 
     def _shown(self) -> str:
         if isinstance(self.answer, frozenset):
             return ", ".join(sorted(self.answer)) or "nobody"
         return str(self.answer)
+
+
+def _report(step: str, results: list[Result]) -> None:
+    """Tell the class board (if this kernel joined one) how a check went.
+
+    Failed if any scenario failed, with the first failure's cause; passed if
+    all passed; nothing while not attempted. See :func:`wsteach.join.report`.
+    """
+    failed = [r for r in results if r.status == FAILED]
+    if failed:
+        report(step, FAILED, failed[0].cause or "failed")
+    elif results and all(r.status == PASSED for r in results):
+        report(step, PASSED)
 
 
 def _hint(what: str, hints: list[str], level: int) -> None:
@@ -659,8 +690,12 @@ def _likely_cause(
     not_awaited: list[str],
     *,
     crashed: bool,
-) -> str:
-    """Name the likely cause of a failure from its symptoms, or return ''.
+) -> tuple[str, str]:
+    """Name the likely cause of a failure: its short name and its sentence.
+
+    The short name is what the class board shows; when no cause fits, it is
+    the symptom's (``timeout``, ``mismatch``, the exception's class) and the
+    sentence is ''.
 
     Args:
         failure: What ended the scenario, or what the handler raised.
@@ -669,53 +704,61 @@ def _likely_cause(
         crashed: Whether ``failure`` is the handler's own exception.
     """
     if any("send" in message for message in not_awaited):
-        return (
+        return "send not awaited", (
             "likely cause: websocket.send(...) without await sends nothing; "
             "write await websocket.send(...)"
         )
     if not_awaited:
         what = re.search(r"coroutine '([^']+)'", not_awaited[0])
         name = what.group(1) if what else "a coroutine"
-        return f"likely cause: {name} was called without await, so it never ran"
+        return "not awaited", (
+            f"likely cause: {name} was called without await, so it never ran"
+        )
     if crashed and isinstance(failure, ConnectionClosed):
-        return (
+        return "ConnectionClosed escaped", (
             f"likely cause: {type(failure).__name__} escaped your handler: the client "
             "left while it waited in recv(); loop with async for message in websocket "
             "(it ends quietly), or catch ConnectionClosed"
         )
     if watch.returned_early and watch.loops:
-        return (
+        return "returned early", (
             "likely cause: your handler returned while its client was still "
             "connected, so websockets closed the connection: its loop ended "
             "before the client left"
         )
     if watch.returned_early:
-        return (
+        return "returned early", (
             "likely cause: your handler returned while its client was still "
             "connected, so websockets closed the connection: handle every message "
             "with async for message in websocket:"
         )
     if isinstance(failure, TimeoutError) and "for a message from" in str(failure):
         # A client's recv() gave up (see Client.recv): nothing came back.
-        return (
+        return "no reply", (
             "likely cause: no reply was sent; does your handler await "
             "websocket.send(...) for each message it receives?"
         )
     if isinstance(failure, Mismatch):
         return _mismatch_cause(failure)
-    return ""
+    if crashed:
+        return "handler raised", ""
+    if isinstance(failure, TimeoutError):
+        return "timeout", ""
+    if isinstance(failure, ConnectionClosed):
+        return "closed early", ""
+    return type(failure).__name__, ""
 
 
-def _mismatch_cause(mismatch: Mismatch) -> str:
+def _mismatch_cause(mismatch: Mismatch) -> tuple[str, str]:
     expected, received = mismatch.expected, mismatch.received
     if not (isinstance(expected, str) and isinstance(received, str)):
-        return ""
+        return "mismatch", ""
     if expected != received and received and expected.endswith(received):
         start = expected[: len(expected) - len(received)]
-        return f"likely cause: the reply lacks {start!r} at the start"
+        return "missing prefix", f"likely cause: the reply lacks {start!r} at the start"
     if expected != received and expected.casefold() == received.casefold():
-        return "likely cause: same letters, different capitals"
-    return ""
+        return "wrong capitals", "likely cause: same letters, different capitals"
+    return "mismatch", ""
 
 
 def _show_code(title: str, code: str) -> None:
