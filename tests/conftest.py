@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import ModuleType
 
+import nbformat
 import pytest
 from playwright.async_api import Browser, async_playwright
 
@@ -79,6 +80,27 @@ def load_tool(name: str) -> ModuleType:
         sys.modules[name] = module
         spec.loader.exec_module(module)
     return sys.modules[name]
+
+
+def run_nbval(
+    tmp_path: Path, plugin: str, *sources: str
+) -> subprocess.CompletedProcess[str]:
+    """Run a notebook of ``sources`` through nbval (lax) with the plugin ``tests/<plugin>.py``."""
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in sources]
+    nbformat.write(notebook, tmp_path / "lesson.ipynb")
+    return subprocess.run(
+        [
+            *(sys.executable, "-m", "pytest", "-p", plugin, "--nbval-lax", "-v"),
+            *("-p", "no:cacheprovider", "--rootdir", str(tmp_path), "-c", "/dev/null"),
+            str(tmp_path / "lesson.ipynb"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT / "tests"), "PATH": "/usr/bin:/bin"},
+    )
 
 
 def pytest_sessionfinish() -> None:

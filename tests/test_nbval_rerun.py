@@ -3,39 +3,12 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
-import nbformat
-from conftest import ROOT
+from conftest import run_nbval as run_in_nbval
 
 
 def run_nbval(tmp_path, *sources: str) -> subprocess.CompletedProcess[str]:
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_code_cell(source) for source in sources]
-    nbformat.write(notebook, tmp_path / "lesson.ipynb")
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "nbval_rerun",
-            "--nbval-lax",
-            "-v",
-            "-p",
-            "no:cacheprovider",
-            "--rootdir",
-            str(tmp_path),
-            "-c",
-            "/dev/null",
-            str(tmp_path / "lesson.ipynb"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-        env={"PYTHONPATH": str(ROOT / "tests"), "PATH": "/usr/bin:/bin"},
-    )
+    return run_in_nbval(tmp_path, "nbval_rerun", *sources)
 
 
 def test_a_cell_that_breaks_on_its_second_run_fails_the_notebook(tmp_path):

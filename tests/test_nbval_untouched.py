@@ -3,40 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
-import nbformat
-from conftest import ROOT
+from conftest import run_nbval as run_in_nbval
 from nbval_untouched import failed_lines
 
 
 def run_nbval(tmp_path, *sources: str) -> subprocess.CompletedProcess[str]:
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_code_cell(source) for source in sources]
-    nbformat.write(notebook, tmp_path / "lesson.ipynb")
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "nbval_untouched",
-            "--nbval-lax",
-            "-v",
-            "-p",
-            "no:cacheprovider",
-            "--rootdir",
-            str(tmp_path),
-            "-c",
-            "/dev/null",
-            str(tmp_path / "lesson.ipynb"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-        env={"PYTHONPATH": str(ROOT / "tests"), "PATH": "/usr/bin:/bin"},
-    )
+    return run_in_nbval(tmp_path, "nbval_untouched", *sources)
 
 
 def test_a_check_that_says_failed_fails_its_cell(tmp_path):
