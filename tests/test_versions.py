@@ -16,6 +16,7 @@ def test_the_package_knows_the_tested_pythons() -> None:
     pythons = load_tool("pythons")
     assert [f"3.{minor}" for _, minor in known] == pythons.tested()
     assert tuple(sys.version_info[:2]) in known
+    assert versions.tested("no-such-distribution") == [], "not installed: no list"
 
 
 def test_a_newer_python_gets_one_line() -> None:

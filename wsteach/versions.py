@@ -19,14 +19,14 @@ __all__ = ["say_if_untested", "tested", "untested_line"]
 CLASSIFIER = re.compile(r"Programming Language :: Python :: 3\.(\d+)")
 
 
-def tested() -> list[tuple[int, int]]:
+def tested(distribution: str = "wsteach") -> list[tuple[int, int]]:
     """``[(3, 11), (3, 12), (3, 13)]``: the installed package's tested versions.
 
     Empty when the package's metadata can't be read (run from a copy of the
     source that pip never installed).
     """
     try:
-        classifiers = metadata.metadata("wsteach").get_all("Classifier") or []
+        classifiers = metadata.metadata(distribution).get_all("Classifier") or []
     except metadata.PackageNotFoundError:
         return []
     minors = (CLASSIFIER.fullmatch(line) for line in classifiers)
