@@ -35,7 +35,7 @@ import re
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
@@ -44,6 +44,7 @@ from ..clients import TIMEOUT_FACTOR
 from ..notebook import Running, start
 
 __all__ = [
+    "Abandoned",
     "Checked",
     "Exercise",
     "Mismatch",
@@ -55,7 +56,10 @@ __all__ = [
     "expect",
     "is_stub",
     "notebook_namespace",
+    "within",
 ]
+
+T = TypeVar("T")
 
 PASSED, FAILED, NOT_ATTEMPTED = "passed", "failed", "not attempted yet"
 MARKS = {PASSED: "✓", FAILED: "✗", NOT_ATTEMPTED: "·"}
@@ -159,6 +163,73 @@ def is_stub(function: Any) -> bool:
         ):
             return False
     return True
+
+
+class Abandoned(Exception):
+    """The answer ignored its cancellation, so the check stopped waiting for it."""
+
+
+CANCEL_GRACE = 1.0
+"""Seconds, times ``WSTEACH_TIMEOUT_FACTOR``, that :func:`within` keeps
+cancelling an answer that ignored its first cancellation."""
+
+# Answers whose task outlived every cancellation: held so that asyncio keeps
+# a reference (and doesn't warn that a pending task was destroyed).
+_abandoned: set[asyncio.Task[Any]] = set()
+
+
+async def within(awaitable: Awaitable[T], limit: float) -> T:
+    """Await ``awaitable`` in a task of its own, for at most ``limit`` seconds.
+
+    The answer runs in that task, not in the check's, so the time limit never
+    depends on the answer's cooperation. After ``limit`` seconds the task is
+    cancelled. One that is still running :data:`CANCEL_GRACE` seconds later
+    caught its cancellation (a bare ``except:`` does): it is cancelled again
+    and again for as long once more, then abandoned, and the check goes on.
+
+    Raises:
+        TimeoutError: The task didn't finish in time; cancelled, it ended.
+        Abandoned: The task caught its cancellation; the message says so.
+    """
+    task = asyncio.ensure_future(awaitable)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=limit)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if done:
+        return task.result()
+    grace = CANCEL_GRACE * TIMEOUT_FACTOR
+    task.cancel()
+    if await _ended(task, grace):
+        raise TimeoutError(f"gave up after {limit:g} s")
+    # It caught the CancelledError. Cancel it again and again: one lands
+    # outside its try (in the sleep of its except, say) and ends it.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    while loop.time() < deadline:
+        task.cancel()
+        if await _ended(task, 0.05):
+            break
+    detail = (
+        f"gave up after {limit:g} s, and your function didn't stop when "
+        "cancelled: a bare except: catches the cancellation "
+        "(asyncio.CancelledError is a BaseException); write except Exception: "
+        "instead"
+    )
+    if not task.done():
+        _abandoned.add(task)
+        task.add_done_callback(_abandoned.discard)
+        detail += "; it still runs: restart the kernel to end it"
+    raise Abandoned(detail)
+
+
+async def _ended(task: asyncio.Task[Any], timeout: float) -> bool:
+    """Wait up to ``timeout`` s for ``task`` to end; say whether it did."""
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if done and not task.cancelled():
+        task.exception()  # Retrieved: whatever it ended with came too late.
+    return bool(done)
 
 
 class _Crashes(logging.Handler):
@@ -326,13 +397,14 @@ class Exercise(Checked):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RuntimeWarning)
             try:
-                async with asyncio.timeout(limit):
-                    if self.prints:
-                        with contextlib.redirect_stdout(run.printed):
-                            await scenario(run)
-                    else:
-                        await scenario(run)
+                if self.prints:
+                    with contextlib.redirect_stdout(run.printed):
+                        await within(scenario(run), limit)
+                else:
+                    await within(scenario(run), limit)
             except Mismatch as exc:
+                failure, detail = exc, str(exc)
+            except Abandoned as exc:
                 failure, detail = exc, str(exc)
             except TimeoutError as exc:
                 failure = exc
