@@ -707,12 +707,3 @@ async def test_loopback_host_says_only_this_machine_can_connect() -> None:
         assert "students use" not in text
     finally:
         assert await server.stop() == 0
-
-
-def test_empty_host_listens_on_one_dual_stack_socket() -> None:
-    """--host '' makes one socket, IPv4 and IPv6, so --port 0 gives one port."""
-    sock = cli.listening_socket("", 0)
-    with sock:
-        assert sock.family == socket.AF_INET6
-        assert not sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
-    assert cli.listening_socket("0.0.0.0", 0) is None

@@ -9,8 +9,8 @@ them. It listens on localhost unless ``--host`` says otherwise; then it prints
 the addresses students can really use and the limits in force.
 
 This module only turns flags into :class:`~wsteach.limits.Limits` and options,
-and runs a handler from :mod:`wsteach.servers` with websockets' own
-:func:`~websockets.asyncio.server.serve`. Each group of flags has its own
+and runs a handler from :mod:`wsteach.servers` on :func:`wsteach.listening.listen`
+(websockets' own :func:`~websockets.asyncio.server.serve`). Each group of flags has its own
 ``add_*_flags`` function, so a new group is one more function.
 
 For an interactive client, use the one websockets ships:
@@ -32,9 +32,10 @@ import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, NoReturn
 
-from websockets.asyncio.server import Server, serve
+from websockets.asyncio.server import Server
 
 from .limits import Limits
+from .listening import listen
 from .servers import Handler, Room, announce, classroom_echo
 
 __all__ = ["main"]
@@ -335,30 +336,6 @@ def lan_address(family: socket.AddressFamily = socket.AF_INET) -> str | None:
         return probe.getsockname()[0]
 
 
-def listening_socket(host: str, port: int) -> socket.socket | None:
-    """Make the socket for "any interface" hosts; None lets websockets bind.
-
-    ``::`` (and the empty host) listen on IPv6 and, where the system allows
-    it, IPv4 in the same socket, so one port serves both. asyncio alone would
-    make ``::`` IPv6-only, and the empty host two sockets, with two different
-    ports for ``--port 0``.
-    """
-    if host not in (ANY_IPV6, ""):
-        return None
-    if not socket.has_dualstack_ipv6():  # pragma: no cover - all systems here can
-        return _single_stack_socket(host, port)
-    return socket.create_server(
-        ("::", port), family=socket.AF_INET6, dualstack_ipv6=True, backlog=100
-    )
-
-
-def _single_stack_socket(host: str, port: int) -> socket.socket:  # pragma: no cover
-    """Where one socket can't serve IPv4 and IPv6: "" is IPv4, "::" IPv6 only."""
-    if host == "":
-        return socket.create_server((ANY_IPV4, port), backlog=100)
-    return socket.create_server(("::", port), family=socket.AF_INET6, backlog=100)
-
-
 def students_addresses(sockets: Sequence[socket.socket]) -> list[str]:
     """The hosts other machines can use to reach these listening sockets."""
     hosts: list[str] = []
@@ -408,33 +385,6 @@ def cap_segment_size(server: Server, size: int = 1448) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, option, size)
 
 
-async def open_server(
-    handler: Handler, host: str, port: int, options: dict[str, Any]
-) -> tuple[Server, str]:
-    """Listen on ``host:port``; return the server and the host it listens on.
-
-    localhost gets one port (IPv4 only for port 0, or when the machine has no
-    IPv6); "any" hosts are dual-stack where the system allows.
-    """
-    sock = listening_socket(host, port)
-    if sock is not None:
-        return await serve(handler, sock=sock, **options), host
-    if host == "localhost" and port == 0:
-        # localhost is two interfaces (127.0.0.1 and ::1); port 0 would give
-        # each a different free port. Pick one interface, one port.
-        host = "127.0.0.1"
-    try:
-        return await serve(handler, host, port, **options), host
-    except OSError as exc:
-        if exc.errno != errno.EADDRNOTAVAIL or host != "localhost":
-            raise
-    # No IPv6 on this machine (common in containers): IPv4 only.
-    return (  # pragma: no cover - only on a machine without IPv6
-        await serve(handler, "127.0.0.1", port, **options),
-        "127.0.0.1",
-    )
-
-
 def stop_on_signals(stop: Callable[[], None]) -> Callable[[], None]:
     """Call ``stop`` on SIGINT (Ctrl+C) and SIGTERM; return how to undo it.
 
@@ -481,11 +431,8 @@ async def serve_until_stopped(
     args: argparse.Namespace, limits: Limits, handler: Handler, stop: asyncio.Event
 ) -> None:
     """Listen, say where, serve until ``stop`` is set, then close every client."""
-    server, host = await open_server(
-        announce(handler),
-        args.host,
-        args.port,
-        serve_options(args, limits),
+    server, host = await listen(
+        announce(handler), args.host, args.port, **serve_options(args, limits)
     )
     cap_segment_size(server)
     port = server.sockets[0].getsockname()[1]

@@ -20,16 +20,16 @@ import asyncio
 import errno
 import inspect
 import logging
-import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import Server, ServerConnection
 from websockets.http11 import Request, Response
 
 from . import internals, registry
 from ._handlers import check_handler, handler_name
+from .listening import EVERYWHERE, listen
 from .pending import Pending
 from .registry import Record
 from .trace import Trace
@@ -46,9 +46,6 @@ _running: dict[int, Running] = {}
 CLOSE_TIMEOUT = 2.0
 """Seconds :meth:`Running.stop` waits for clients and handlers, unless
 ``close_timeout`` says otherwise."""
-
-# Hosts that mean "every interface": a client on this machine uses localhost.
-_EVERYWHERE = ("", None)
 
 
 class PortInUseError(OSError):
@@ -88,7 +85,7 @@ class Running:
     @property
     def url(self) -> str:
         """The address clients connect to, such as ``ws://localhost:7890``."""
-        host = "localhost" if self.host in _EVERYWHERE else self.host
+        host = "localhost" if self.host in EVERYWHERE else self.host
         host = f"[{host}]" if ":" in host else host
         return f"ws://{host}:{self.port}"
 
@@ -207,7 +204,9 @@ class start(Pending[Running]):
             stops that server first.
         host: Interface to listen on. ``"localhost"`` accepts connections from
             this machine only; ``"0.0.0.0"`` from the whole network (IPv4);
-            ``""`` or :obj:`None` from every interface.
+            ``"::"``, ``""`` or :obj:`None` from every interface, IPv6 and
+            IPv4 on one port, as ``wsteach serve --host ::`` does (see
+            :mod:`wsteach.listening`).
         trace: Record connects, messages and closes for :meth:`Running.show`.
             Costs a little per frame; turn it off for benchmarks. Your own
             ``logger=`` still gets every record it would get without tracing.
@@ -296,46 +295,10 @@ class start(Pending[Running]):
         self, handler: Handler, options: dict[str, Any]
     ) -> tuple[Server, str | None]:
         """Listen on ``self.host``; return the server and the host it really uses."""
-        host = self.host
-        if host == "localhost" and self.port == 0:
-            # localhost is two interfaces (127.0.0.1 and ::1); port 0 would give
-            # each a different free port. Pick one interface, one port.
-            host = "127.0.0.1"
-        if host in _EVERYWHERE and self.port == 0:
-            # Every interface is at least two sockets (IPv4 and IPv6): port 0
-            # would give each its own port. Find one free on both, then bind it;
-            # another program may grab it in between, so try a few.
-            attempts = 0
-            while True:
-                port = _free_port_everywhere()
-                try:
-                    return await serve(handler, None, port, **options), None
-                except OSError as exc:
-                    attempts += 1
-                    if exc.errno != errno.EADDRINUSE or attempts == 3:
-                        raise _explain(exc, port) from None
         try:
-            return await serve(handler, host, self.port, **options), host
+            return await listen(handler, self.host, self.port, **options)
         except OSError as exc:
-            if exc.errno == errno.EADDRNOTAVAIL and host == "localhost":
-                # No IPv6 on this machine (common in containers): IPv4 only.
-                host = "127.0.0.1"
-                try:
-                    return await serve(handler, host, self.port, **options), host
-                except OSError as again:
-                    raise _explain(again, self.port) from None
             raise _explain(exc, self.port) from None
-
-
-def _free_port_everywhere() -> int:
-    """A port free right now on every IPv4 and IPv6 interface."""
-    if socket.has_dualstack_ipv6():
-        family = socket.AF_INET6
-        probe = socket.create_server(("", 0), family=family, dualstack_ipv6=True)
-    else:  # pragma: no cover - this machine has IPv6
-        probe = socket.create_server(("", 0))
-    with probe:
-        return probe.getsockname()[1]
 
 
 ProcessRequest = Callable[
