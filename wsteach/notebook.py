@@ -18,19 +18,18 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection
-from websockets.http11 import Request, Response
 
 from . import internals, registry
 from ._handlers import check_handler, handler_name
 from .listening import EVERYWHERE, listen
 from .pending import Pending
+from .process_request import chain
 from .registry import Record
 from .trace import Trace
 
@@ -212,7 +211,9 @@ class start(Pending[Running]):
             ``logger=`` still gets every record it would get without tracing.
         web: Also answer plain HTTP GET requests with the chat page. Your own
             ``process_request=`` runs first; when it returns :obj:`None`, the
-            page hook answers.
+            page hook answers (see :mod:`wsteach.process_request`). A client
+            cap in it (``**limits.serve_options()``) refuses WebSocket
+            handshakes only: the page is served even when the room is full.
         serve_options: Passed to :func:`websockets.asyncio.server.serve`,
             e.g. ``max_size``, ``ping_interval`` or ``close_timeout`` (2 s
             here; also how long :meth:`Running.stop` waits for handlers).
@@ -271,7 +272,8 @@ class start(Pending[Running]):
         if self.web:
             from .web import serve_page
 
-            options["process_request"] = _first_then(
+            # Yours, then the page: the order of wsteach.process_request.
+            options["process_request"] = chain(
                 options.get("process_request"), serve_page
             )
         server, host = await self._bind(self.handler, options)
@@ -299,33 +301,6 @@ class start(Pending[Running]):
             return await listen(handler, self.host, self.port, **options)
         except OSError as exc:
             raise _explain(exc, self.port) from None
-
-
-ProcessRequest = Callable[
-    [ServerConnection, Request], Response | Awaitable[Response | None] | None
-]
-
-
-def _first_then(
-    first: ProcessRequest | None,
-    then: Callable[[ServerConnection, Request], Response | None],
-) -> ProcessRequest:
-    """A ``process_request`` hook: ``first`` (sync or async), then ``then``.
-
-    ``then`` answers only what ``first`` let through (returned :obj:`None`).
-    """
-    if first is None:
-        return then
-
-    async def both(connection: ServerConnection, request: Request) -> Response | None:
-        response = first(connection, request)
-        if inspect.isawaitable(response):
-            response = await response
-        if response is not None:
-            return response
-        return then(connection, request)
-
-    return both
 
 
 def _trace_logger(
