@@ -244,6 +244,24 @@ async def test_rerun_stops_the_old_one(
     assert not second.running and not other.running
 
 
+async def test_rerun_interrupted_while_stopping_the_old_one(folder: Path):
+    """A re-run interrupted during the old script's stop leaves it for stop_all to end."""
+    first = await wsteach.run_script("stubborn.py", wait_for="can't stop me", timeout=T)
+    rerun = asyncio.create_task(wsteach.run_script("stubborn.py"))
+    # The old one ignores Ctrl+C, so the re-run waits in its stop: interrupt it.
+    deadline = time.monotonic() + T
+    while not first._stopping and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    assert not rerun.done()
+    rerun.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await rerun
+    assert first.running
+    assert scripts._scripts["stubborn.py"] is first
+    await wsteach.stop_all()
+    assert first.returncode == -signal.SIGKILL
+
+
 async def test_wait_for_output_finds_each_occurrence(folder: Path):
     """Each wait_for_output looks after the previous match; a timeout says so."""
     asker = await wsteach.run_script("asker.py", wait_for="Enter message", timeout=T)

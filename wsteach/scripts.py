@@ -431,7 +431,9 @@ async def run_script(
             )
         label = path.name
     name = label if name is None else name
-    previous = _scripts.pop(name, None)
+    # Left in _scripts until it has ended (its reader removes it): a re-run
+    # interrupted during this stop leaves it there, for stop_all() to find.
+    previous = _scripts.get(name)
     if previous is not None and previous.running:
         previous.quiet = True  # Its last words belong to the old cell.
         await previous.stop()
