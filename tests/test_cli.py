@@ -61,6 +61,19 @@ async def test_localhost_prints_no_limits() -> None:
         await server.stop()
 
 
+async def test_max_clients_zero_is_said_to_be_off(capsys) -> None:
+    """--max-clients 0 is off: --help says so, and so does the start banner, on localhost too."""
+    with pytest.raises(SystemExit):
+        cli.parse_args(["serve", "--help"])
+    assert "0: any number" in " ".join(capsys.readouterr().out.split())
+    server = await ServerProcess.start("broadcast", "--port", "0", "--max-clients", "0")
+    try:
+        (limits,) = [line for line in server.lines if line.startswith("limits:")]
+        assert limits.startswith("limits: any number of clients · ")
+    finally:
+        assert await server.stop() == 0
+
+
 async def test_other_host_prints_students_url_and_limits() -> None:
     """Listening on all interfaces prints the students' URL and the limits in force."""
     server = await ServerProcess.start(

@@ -178,7 +178,8 @@ def add_limit_flags(serve_parser: argparse.ArgumentParser) -> None:
         type=count_or_off(unit="clients"),
         default=defaults.max_clients,
         metavar="N",
-        help=f"clients at once; more get HTTP 503 (default: {defaults.max_clients})",
+        help="clients at once; more get HTTP 503; 0: any number "
+        f"(default: {defaults.max_clients})",
     )
     limits.add_argument(
         "--max-message",
@@ -442,6 +443,9 @@ async def serve_until_stopped(
         print(f"chat page: {url.replace('ws://', 'http://')}/", flush=True)
     if args.host not in LOCAL_HOSTS:
         announce_students(server, port, web=args.web)
+    if args.host not in LOCAL_HOSTS or limits != Limits():
+        # Limits changed by a flag are said even on localhost: "--max-clients
+        # 0" reads "any number of clients".
         print(limits.describe(), flush=True)
     print("press Ctrl+C to stop", flush=True)
     try:

@@ -156,6 +156,8 @@ class Limits:
         parts = []
         if self.max_clients is not None:
             parts.append(f"at most {self.max_clients} clients")
+        else:
+            parts.append("any number of clients")
         if self.max_message is not None:
             parts.append(f"messages up to {size(self.max_message)}")
         if self.rate is not None:
@@ -171,7 +173,9 @@ class Limits:
                 else ""
             )
             parts.append(f"ping every {self.ping_interval:g} s{timeout}")
-        return "limits: " + (" · ".join(parts) if parts else "none")
+        if parts == ["any number of clients"]:
+            return "limits: none"
+        return "limits: " + " · ".join(parts)
 
 
 NO_LIMITS = Limits(
