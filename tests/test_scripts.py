@@ -15,6 +15,7 @@ from kernel import Kernel as NotebookKernel
 import wsteach
 from wsteach import scripts
 from wsteach.clients import TIMEOUT_FACTOR
+from wsteach.processes import signal_group
 from wsteach.scripts import _Screen
 
 T = 10 * TIMEOUT_FACTOR
@@ -435,8 +436,8 @@ async def test_kill_and_signal_after_the_end(folder: Path):
     assert await script.wait(timeout=T) == 1
     await script.kill()
     assert script.returncode == 1
-    scripts._signal(script.process, "kill")  # Its process group is gone.
-    scripts._signal(script.process, "interrupt")
+    signal_group(script.process, "kill")  # Its process group is gone.
+    signal_group(script.process, "interrupt")
     assert scripts._ending(None) == "still running"
 
 
