@@ -26,14 +26,21 @@ from typing import Any
 from websockets.asyncio.server import Server, ServerConnection
 
 from . import internals, registry
-from ._handlers import check_handler, handler_name
+from ._handlers import check_handler, handler_name  # check_handler: what start checks
 from .listening import EVERYWHERE, listen
 from .pending import Pending
 from .process_request import chain
 from .registry import Record
 from .trace import Trace
 
-__all__ = ["PortInUseError", "Running", "running_servers", "start", "stop_all"]
+__all__ = [
+    "PortInUseError",
+    "Running",
+    "check_handler",
+    "running_servers",
+    "start",
+    "stop_all",
+]
 
 Handler = Callable[[ServerConnection], Awaitable[None]]
 

@@ -41,7 +41,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from ..clients import TIMEOUT_FACTOR
-from ..notebook import Running, start
+from ..internals import handler_tasks
+from ..notebook import Running, check_handler, start
 
 __all__ = [
     "Abandoned",
@@ -381,8 +382,6 @@ class Exercise(Checked):
             name = getattr(answer, "__name__", "your function")
             return f"{name} must be defined with 'async def'"
         if self.kind == "handler":
-            from .._handlers import check_handler
-
             try:
                 check_handler(answer)
             except TypeError as exc:
@@ -419,7 +418,7 @@ class Exercise(Checked):
             # websockets logs a handler's crash after closing its connection, so
             # the scenario may end first: wait for the handlers to finish (bounded,
             # for a client that stays connected).
-            handlers = set(server.server.handler_tasks)
+            handlers = set(handler_tasks(server.server))
             if handlers:
                 await asyncio.wait(handlers, timeout=run.timeout)
         not_awaited = [

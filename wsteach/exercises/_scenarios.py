@@ -36,6 +36,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.protocol import State
 
 from ..clients import TIMEOUT_FACTOR, Client
+from ..internals import close_frames, transport
 from ..trace import NAME_HEADER
 from ._core import (
     FAILED,
@@ -172,7 +173,7 @@ class StalledClient:
 
     def kill(self) -> None:
         """Vanish without a closing handshake, like a laptop whose battery died."""
-        self.connection.transport.abort()
+        transport(self.connection).abort()
 
     async def close(self) -> None:
         """Read what is left, then close the connection normally."""
@@ -215,7 +216,7 @@ def still_connected(client: Client, why: str = "") -> None:
     ``why`` says what likely closed it, for the failed line.
     """
     if client.closed or client.connection.state is not State.OPEN:
-        close = client.connection.protocol.close_rcvd
+        _, close, _ = close_frames(client.connection)
         raise Mismatch(
             f"{client.name} still connected",
             f"{client.name} disconnected by the server (close {close.code})"

@@ -27,6 +27,7 @@ from typing import Any
 from websockets.asyncio.client import connect as ws_connect
 
 from ..clients import crowd
+from ..internals import transport
 from ._core import Exercise, Mismatch, NotAttempted, Question, Run, Step
 from ._scenarios import (
     ScriptExercise,
@@ -172,7 +173,7 @@ async def _vanishing_is_removed(run: Run) -> None:
     async with crowd(run.url, "alice", "carol") as (alice, carol):
         await _until(lambda: len(room) == 2, run.timeout)
         # No closing handshake, like a client whose terminal was closed.
-        carol.connection.transport.abort()
+        transport(carol.connection).abort()
         if not await _until(lambda: len(room) == 1, run.timeout):
             raise Mismatch(
                 1,
@@ -347,7 +348,7 @@ async def _script_relays(run: ScriptRun) -> None:
 
 async def _script_vanish(run: ScriptRun) -> None:
     websocket = await ws_connect(run.url, open_timeout=run.timeout)
-    websocket.transport.abort()
+    transport(websocket).abort()
     await run.printed("A client just disconnected")
 
 
