@@ -11,17 +11,19 @@ from pathlib import Path
 from websockets.exceptions import ConnectionClosed
 
 import wsteach
-from wsteach.exercises._core import Mismatch
+from wsteach.exercises._core import Mismatch, Run
 from wsteach.exercises._scenarios import (
     LOAD_MESSAGES,
     Nothing,
     hears,
     hears_after_load,
     is_load,
+    leave,
     load,
     next_message,
     stalled_client,
     still_connected,
+    until,
 )
 
 video: set = set()
@@ -262,3 +264,34 @@ async def test_hears_after_load_reports_the_wrong_message():
         else:
             raise AssertionError("hears_after_load() accepted the wrong message")
         await alice.close()
+
+
+async def test_leave_waits_for_the_handlers_finally():
+    """leave() returns once the server's handler ran its finally, however slow it is."""
+    left = []
+
+    async def slow_goodbye(websocket):
+        try:
+            async for _ in websocket:
+                pass
+        finally:
+            await asyncio.sleep(0.3)  # A busy machine, or a slow cleanup.
+            left.append("bye")
+
+    async with wsteach.start(slow_goodbye, port=0, trace=False) as server:
+        run = Run(server.url, None, server=server)
+        async with wsteach.connect(server.url) as staying:
+            client = await wsteach.connect(server.url)
+            await leave(client, run)
+            assert left == ["bye"]
+            assert not staying.closed
+
+
+async def test_until_polls_with_a_deadline():
+    """until() returns True as soon as the condition holds, False at its deadline."""
+    loop = asyncio.get_running_loop()
+    soon = loop.time() + 0.05
+    assert await until(lambda: loop.time() > soon, 5)
+    began = loop.time()
+    assert not await until(lambda: False, 0.05)
+    assert 0.05 <= loop.time() - began < 1

@@ -110,6 +110,8 @@ class Run:
             the scenario; one that expects a crash checks it and clears this.
         printed: What the answer printed during the scenario, for exercises
             made with ``prints=True``.
+        server: The server under test (the answer's, or the reference), for
+            scenarios that wait until it has caught up.
     """
 
     url: str
@@ -118,6 +120,7 @@ class Run:
     timeout: float = field(default_factory=_reply_timeout)
     errors: list[BaseException] = field(default_factory=list)
     printed: io.StringIO = field(default_factory=io.StringIO)
+    server: Running | None = None
 
 
 Scenario = Callable[[Run], Awaitable[None]]
@@ -364,7 +367,9 @@ class Exercise(Checked):
                 received.clear()
                 crashes.errors.clear()
                 watch.clear()
-                run = Run(server.url, answer, received, errors=crashes.errors)
+                run = Run(
+                    server.url, answer, received, errors=crashes.errors, server=server
+                )
                 results.append(await self._play(name, scenario, run, server, watch))
         finally:
             await server.stop()

@@ -6,7 +6,8 @@ websockets code that does the same, and import only the exercises.
 
 - :func:`next_message` and :func:`hears`: a client's next message, or a
   "nothing arrived" marker that reads well in a failed check.
-- :func:`leave`: close a client and let the server run its ``finally``.
+- :func:`until`, :func:`caught_up`: polls with a deadline, instead of sleeps.
+- :func:`leave`: close a client and wait until the server ran its ``finally``.
 - :func:`load`, :func:`settled`, :func:`stalled_client`: fill the buffers
   between a server and a client that stopped reading, so that the server's
   ``await conn.send(...)`` has to wait.
@@ -36,7 +37,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.protocol import State
 
 from ..clients import TIMEOUT_FACTOR, Client
-from ..internals import close_frames, transport
+from ..internals import close_frames, handler_tasks, transport
 from ..trace import NAME_HEADER
 from ._core import (
     FAILED,
@@ -45,6 +46,7 @@ from ._core import (
     Checked,
     Mismatch,
     Result,
+    Run,
     expect,
 )
 
@@ -54,6 +56,7 @@ __all__ = [
     "ScriptExercise",
     "ScriptRun",
     "StalledClient",
+    "caught_up",
     "hears",
     "hears_after_load",
     "is_load",
@@ -64,6 +67,7 @@ __all__ = [
     "settled",
     "stalled_client",
     "still_connected",
+    "until",
 ]
 
 LOAD_MESSAGES = 100
@@ -104,10 +108,37 @@ async def hears(client: Client, expected: str, timeout: float) -> None:
     expect(await next_message(client, timeout), expected, f"{client.name} received")
 
 
-async def leave(client: Client) -> None:
-    """Close ``client`` and give the server a moment to run its ``finally``."""
+async def until(condition: Callable[[], bool], timeout: float) -> bool:
+    """Wait until ``condition()`` is true, ``timeout`` seconds at most; return it.
+
+    Polling: what it looks at changes in the background (the server's
+    handlers, a client's reader).
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition() and loop.time() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    return condition()
+
+
+async def caught_up(run: Run) -> bool:
+    """Wait until the handler of every client that left has returned.
+
+    That is, each handler still running has its client connected: the
+    ``finally`` of those whose client left has run. ``run.timeout`` at most.
+    """
+    server = run.server
+    assert server is not None
+    return await until(
+        lambda: len(handler_tasks(server.server)) <= len(server.connections),
+        run.timeout,
+    )
+
+
+async def leave(client: Client, run: Run) -> None:
+    """Close ``client`` and wait until the server ran its handler's ``finally``."""
     await client.close()
-    await asyncio.sleep(0.05)
+    await caught_up(run)
 
 
 def load(count: int = LOAD_MESSAGES) -> list[str]:
