@@ -12,7 +12,8 @@ import sys
 import pytest
 from conftest import measured
 from rawws import Raw, frame, http_exchange, request
-from serverproc import FACTOR, ServerProcess
+from serverproc import ServerProcess
+from utils import FACTOR
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 

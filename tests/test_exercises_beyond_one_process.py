@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from redisserver import running_redis
-from serverproc import FACTOR
+from utils import FACTOR
 
 import wsteach
 import wsteach.exercises

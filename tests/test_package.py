@@ -352,3 +352,20 @@ def test_the_cli_needs_no_ipython():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert json.loads(out) == []
+
+
+def test_tests_read_the_timeout_factor_in_one_place():
+    """Tests read WSTEACH_TIMEOUT_FACTOR only through tests/utils.py (FACTOR, MS)."""
+    readers = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("get", "getenv")
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and node.args[0].value == "WSTEACH_TIMEOUT_FACTOR"
+            ):
+                readers.append(path.relative_to(ROOT).as_posix())
+    assert readers == []

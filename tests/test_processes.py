@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from serverproc import FACTOR
+from utils import FACTOR
 
 from wsteach import processes
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import sys
@@ -14,6 +13,7 @@ import redis.asyncio as aioredis
 from conftest import measured
 from redisserver import running_redis
 from serverproc import ServerProcess
+from utils import FACTOR
 from websockets.exceptions import InvalidStatus
 
 import wsteach
@@ -21,7 +21,6 @@ from wsteach.limits import Limits
 from wsteach.pubsub import RedisRoom, RedisRoomError, _reason, _shown, redis_url
 from wsteach.redis_server import RedisServer
 
-FACTOR = float(os.environ.get("WSTEACH_TIMEOUT_FACTOR", "1"))
 PREFIX = "Someone said: "
 
 Start = Callable[..., Awaitable[ServerProcess]]

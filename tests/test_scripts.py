@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 from kernel import Kernel as NotebookKernel
+from utils import MS
 
 import wsteach
 from wsteach import scripts
-from wsteach.clients import TIMEOUT_FACTOR
 from wsteach.processes import signal_group
 from wsteach.scripts import _Screen
 
-T = 10 * TIMEOUT_FACTOR
+T = 10_000 * MS
 
 SERVER = """
 import asyncio
