@@ -834,6 +834,40 @@ async def test_within_cancels_the_answer_when_the_check_is_cancelled():
     await asyncio.wait_for(answer_cancelled.wait(), 1)
 
 
+async def test_check_never_raises_even_when_the_exercise_is_broken(capsys):
+    """A bug in an exercise itself is one failed line, not a traceback in the notebook."""
+
+    class Broken(Exercise):
+        async def results(self, answer):
+            raise KeyError("scenario")
+
+    await Broken("0.9", "Broken", scenarios=[], hints=["h"], solution="").check(
+        wsteach.echo
+    )
+    assert capsys.readouterr().out.splitlines() == [
+        "Exercise 0.9 · Broken",
+        "✗ the check itself failed: KeyError: 'scenario'",
+    ]
+
+
+def test_question_check_never_raises_and_refuses_an_unreadable_answer(capsys):
+    """A question whose own answer can't be read is refused; a broken outcome is one line."""
+    with pytest.raises(
+        ValueError, match=r"question 0\.9: its answer True can.t be read"
+    ):
+        Question("0.9", "Bool", answer=True, explanation="", hints=["h"])
+
+    class Broken(Question):
+        def outcome(self, answer):
+            raise KeyError("outcome")
+
+    Broken("0.9", "Broken", answer=1, explanation="", hints=["h"]).check(1)
+    assert capsys.readouterr().out.splitlines() == [
+        "Question 0.9 · Broken",
+        "✗ the check itself failed: KeyError: 'outcome'",
+    ]
+
+
 def test_mismatch_and_result_text():
     """Failures say what was expected and what arrived."""
     with pytest.raises(Mismatch) as info:

@@ -89,3 +89,24 @@ async def test_a_bad_option_leaves_no_socket_open(monkeypatch) -> None:
     with pytest.raises(TypeError):
         await listening.listen(echo, "::", 0, no_such_option=1)
     assert made[0].fileno() == -1
+
+
+@pytest.mark.parametrize(
+    ("host", "family", "v6only"),
+    [
+        ("", socket.AF_INET, None),
+        (None, socket.AF_INET, None),
+        ("::", socket.AF_INET6, 1),
+    ],
+)
+def test_without_dual_stack_every_interface_is_one_family(
+    monkeypatch, host, family, v6only
+) -> None:
+    """Where one socket can't serve both, "" and None are IPv4, "::" IPv6 only."""
+    monkeypatch.setattr(listening.socket, "has_dualstack_ipv6", lambda: False)
+    sock = listening.listening_socket(host, 0)
+    assert sock is not None
+    with sock:
+        assert sock.family == family
+        if v6only is not None:
+            assert sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == v6only

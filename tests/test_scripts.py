@@ -468,3 +468,9 @@ async def test_exit_kills_only_scripts_still_running(folder: Path):
         os.kill(child, signal.SIGKILL)
     await holder.wait(timeout=T)
     assert not holder.running
+
+
+def test_ending_names_a_signal_python_does_not_know():
+    """A script ended by a signal without a name says its number."""
+    assert scripts._ending(-signal.SIGKILL) == "ended by signal SIGKILL"
+    assert scripts._ending(-100) == "ended by signal 100"

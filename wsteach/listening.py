@@ -40,16 +40,14 @@ def listening_socket(host: str | None, port: int) -> socket.socket | None:
     """
     if host not in EVERYWHERE:
         return None
-    if not socket.has_dualstack_ipv6():  # pragma: no cover - every system here can
+    if not socket.has_dualstack_ipv6():
         return _single_stack_socket(host, port)
     return socket.create_server(
         ("::", port), family=socket.AF_INET6, dualstack_ipv6=True, backlog=BACKLOG
     )
 
 
-def _single_stack_socket(  # pragma: no cover - only where dual stack is refused
-    host: str | None, port: int
-) -> socket.socket:
+def _single_stack_socket(host: str | None, port: int) -> socket.socket:
     """Where one socket can't serve IPv4 and IPv6: "" is IPv4, "::" IPv6 only."""
     if host != "::":
         return socket.create_server(("0.0.0.0", port), backlog=BACKLOG)

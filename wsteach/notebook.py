@@ -121,12 +121,9 @@ class Running:
         if self.trace is None:
             print("tracing is off for this server: start it with trace=True")
             return
-        try:
-            from IPython import get_ipython
-            from IPython.display import display
-        except ImportError:  # pragma: no cover - IPython ships with the kit
-            print(self.trace.table())
-            return
+        from IPython import get_ipython
+        from IPython.display import display
+
         if get_ipython() is None:
             print(self.trace.table())
         else:

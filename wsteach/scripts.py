@@ -351,7 +351,7 @@ def _ending(code: int | None) -> str:
     if code < 0:
         try:
             return f"ended by signal {signal.Signals(-code).name}"
-        except ValueError:  # pragma: no cover - a signal Python doesn't name
+        except ValueError:  # A signal Python doesn't name (a real-time one).
             return f"ended by signal {-code}"
     return f"exited with code {code}"
 

@@ -270,7 +270,7 @@ class Checked:
         print(f"{self.label.capitalize()} {self.number} · {self.title}")
         try:
             results = await self.results(*args)
-        except Exception as exc:  # pragma: no cover - a bug in the exercise itself
+        except Exception as exc:  # A bug in the exercise itself: still no raise.
             print(f"✗ the check itself failed: {type(exc).__name__}: {exc}")
             return
         for result in results:
@@ -445,11 +445,9 @@ class NotAttempted(Exception):
 
 
 def notebook_namespace() -> dict[str, Any]:
-    """The notebook's variables (IPython's user namespace), or {} outside IPython."""
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - IPython ships with the kit
-        return {}
+    """The notebook's variables (IPython's user namespace), or {} outside a notebook."""
+    from IPython import get_ipython
+
     shell = get_ipython()
     return shell.user_ns if shell is not None else {}
 
@@ -562,7 +560,7 @@ class Question:
         self.explanation = explanation
         self.hints = list(hints)
         self.wrong = {self._normal(k): v for k, v in (wrong or {}).items()}
-        if self._normal(answer) is None:  # pragma: no cover - a bug in the question
+        if self._normal(answer) is None:  # A bug in the question itself.
             raise ValueError(f"question {number}: its answer {answer!r} can't be read")
 
     def __repr__(self) -> str:
@@ -627,7 +625,7 @@ class Question:
         print(f"Question {self.number} · {self.title}")
         try:
             result = self.outcome(answer)
-        except Exception as exc:  # pragma: no cover - a bug in the question itself
+        except Exception as exc:  # A bug in the question itself: still no raise.
             print(f"✗ the check itself failed: {type(exc).__name__}: {exc}")
             return
         if result.status == PASSED:
@@ -758,12 +756,10 @@ def _mismatch_cause(mismatch: Mismatch) -> str:
 
 
 def _show_code(title: str, code: str) -> None:
-    try:
-        from IPython import get_ipython
-        from IPython.display import Markdown, display
-    except ImportError:  # pragma: no cover - IPython ships with the kit
-        get_ipython = None
-    if get_ipython is not None and get_ipython() is not None:
+    from IPython import get_ipython
+    from IPython.display import Markdown, display
+
+    if get_ipython() is not None:
         display(Markdown(f"**{title}**\n\n```python\n{code}\n```"))
     else:
         print(f"{title}\n\n{code}")
