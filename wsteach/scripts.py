@@ -195,8 +195,10 @@ class Script:
         self._add(self._screen.close())
         await self.process.wait()
         forget_group(self.pid)
-        if _scripts.get(self.name) is self:
-            del _scripts[self.name]
+        # Off the registry, unless a successor holds the name already (two
+        # re-runs at once): only this script's own entry goes.
+        for name in [name for name, script in _scripts.items() if script is self]:
+            del _scripts[name]
         ending = _ending(self.process.returncode)
         self._show(f"({self._stopping}{ending})")
         self._grown.set()
