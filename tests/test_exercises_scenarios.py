@@ -8,6 +8,7 @@ import json
 import re
 from pathlib import Path
 
+from utils import FACTOR
 from websockets.exceptions import ConnectionClosed
 
 import wsteach
@@ -295,3 +296,43 @@ async def test_until_polls_with_a_deadline():
     began = loop.time()
     assert not await until(lambda: False, 0.05)
     assert 0.05 <= loop.time() - began < 1
+
+
+STARTS_A_CHILD = """
+import subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+print(f"Server listening, child {child.pid}", flush=True)
+time.sleep(60)
+"""
+
+
+async def test_a_script_answer_ends_with_its_children(tmp_path):
+    """A script under test is killed as a process group: a child it started (holding its output) ends with it, and the check with them."""
+    from wsteach.exercises._scenarios import ScriptExercise, ScriptRun
+
+    pids = []
+
+    async def listens(run: ScriptRun) -> None:
+        await run.printed_like(re.compile(r"Server listening, child \d+"), "x")
+        pids.append(int(run.output[-1].rsplit(" ", 1)[1]))
+
+    exercise = ScriptExercise(
+        "0.7", "Children", scenarios=[("it listens", listens)], hints=[], solution=""
+    )
+    script = tmp_path / "server.py"
+    script.write_text(STARTS_A_CHILD)
+    # Without the group kill, the check waits for the child's end (its output).
+    (result,) = await asyncio.wait_for(exercise.results(script), 20 * FACTOR)
+    assert result.status == "passed", result
+    (pid,) = pids
+    assert await until(lambda: not _alive(pid), 5)
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

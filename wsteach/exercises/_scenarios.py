@@ -38,6 +38,7 @@ from websockets.protocol import State
 
 from ..clients import TIMEOUT_FACTOR, Client
 from ..internals import close_frames, handler_tasks, transport
+from ..processes import forget_group, own_group, signal_group, watch_group
 from ..trace import NAME_HEADER
 from ._core import (
     FAILED,
@@ -380,8 +381,11 @@ class ScriptExercise(Checked):
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
+                # A group of its own: killed as a group, by the watchdog too
+                # if the kernel dies meanwhile.
+                **own_group(),
             )
+            watch_group(process.pid)
             run = ScriptRun(process, port)
             if timeout is not None:
                 run.timeout = timeout
@@ -391,10 +395,10 @@ class ScriptExercise(Checked):
                 for name, scenario in self.scenarios:
                     results.append(await self._play(name, scenario, run))
             finally:
-                if process.returncode is None:
-                    with contextlib.suppress(ProcessLookupError):
-                        process.kill()
+                # The whole group: what the script started goes with it.
+                signal_group(process, "kill")
                 await process.wait()
+                forget_group(process.pid)
                 await reader
         return results
 

@@ -216,8 +216,7 @@ class _Process:
 
     async def stop(self) -> None:
         """Kill the script and its children (its process group), then wait."""
-        if self.process.returncode is None:
-            signal_group(self.process, "kill")
+        signal_group(self.process, "kill")  # Its children, even if it ended.
         await self.process.wait()
         forget_group(self.process.pid)
 
