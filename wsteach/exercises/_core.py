@@ -4,6 +4,9 @@ An :class:`Exercise` plays scripted scenarios against your answer and prints one
 line per scenario: passed, failed (with what was expected and what arrived), or
 "not attempted yet" while your function is still the untouched stub. It never
 raises: whatever your code does, the cell finishes and tells you what happened.
+Each scenario runs in a task of its own with a time limit (:func:`within`): an
+answer that catches the cancellation at the limit (a bare ``except:`` does) is
+abandoned, and its line says so.
 
 Two kinds of exercise:
 
