@@ -21,12 +21,12 @@ from types import ModuleType
 import nbformat
 import pytest
 from playwright.async_api import Browser, async_playwright
+from utils import FACTOR
 
 import wsteach
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-TIMEOUT_FACTOR = float(os.environ.get("WSTEACH_TIMEOUT_FACTOR", "1"))
 
 # Jupyter's runtime folder for this test session, not the user's: the records
 # of the servers the tests start (wsteach.registry) and of the Jupyter servers
@@ -157,7 +157,7 @@ def chromium_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         )
     # Chromium writes its port, then the endpoint's path, once it listens.
     active = profile / "DevToolsActivePort"
-    deadline = time.monotonic() + 30 * TIMEOUT_FACTOR
+    deadline = time.monotonic() + 30 * FACTOR
     try:
         while len(lines := (active.read_text().split() if active.exists() else [])) < 2:
             if process.poll() is not None or time.monotonic() > deadline:

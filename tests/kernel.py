@@ -9,8 +9,8 @@ from pathlib import Path
 
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
+from utils import FACTOR
 
-TIMEOUT_FACTOR = float(os.environ.get("WSTEACH_TIMEOUT_FACTOR", "1"))
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -30,7 +30,7 @@ class Kernel:
         await manager.start_kernel(cwd=str(cwd), env={**os.environ, **(env or {})})
         kernel = cls(manager)
         kernel.client.start_channels()
-        await kernel.client.wait_for_ready(timeout=60 * TIMEOUT_FACTOR)
+        await kernel.client.wait_for_ready(timeout=60 * FACTOR)
         return kernel
 
     def send(self, code: str) -> str:
@@ -40,7 +40,7 @@ class Kernel:
     async def shown(self, msg_id: str) -> dict[str, str]:
         """What the cell shows until it ends: stdout, stderr, result, error."""
         shown = {"stdout": "", "stderr": "", "result": "", "error": ""}
-        async with asyncio.timeout(30 * TIMEOUT_FACTOR):
+        async with asyncio.timeout(30 * FACTOR):
             while True:
                 msg = await self.client.get_iopub_msg()
                 if msg["parent_header"].get("msg_id") != msg_id:

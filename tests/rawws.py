@@ -14,6 +14,7 @@ import socket
 import struct
 from dataclasses import dataclass
 
+from utils import MS
 from websockets.frames import Close
 
 __all__ = [
@@ -26,7 +27,7 @@ __all__ = [
 ]
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
-WAIT = 5.0 * float(os.environ.get("WSTEACH_TIMEOUT_FACTOR", "1"))
+WAIT = 5000 * MS
 
 
 def request(path: str = "/", *, drop: tuple[str, ...] = (), **headers: str) -> bytes:

@@ -15,10 +15,9 @@ import sys
 import tempfile
 
 from conftest import measured
+from utils import FACTOR
 
 __all__ = ["FACTOR", "ServerProcess"]
-
-FACTOR = float(os.environ.get("WSTEACH_TIMEOUT_FACTOR", "1"))
 
 
 class ServerProcess:

@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import os
 import socket
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -42,6 +41,7 @@ from dataclasses import dataclass
 
 import pytest
 from rawws import Raw, close_frame, frame, http_exchange, request
+from utils import FACTOR
 
 import wsteach
 from wsteach.clients import Client
@@ -50,7 +50,6 @@ from wsteach.limits import Limits
 from wsteach.notebook import Running
 from wsteach.servers import Room, classroom_echo
 
-FACTOR = float(os.environ.get("WSTEACH_TIMEOUT_FACTOR", "1"))
 SERVED_WITHIN = 0.1 * FACTOR  # seconds: a well-behaved client's round trip
 MAX_CLIENTS = 30
 MAX_MESSAGE = 64 * 1024

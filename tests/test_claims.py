@@ -21,8 +21,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TIMEOUT_FACTOR
+from conftest import ROOT
 from rawws import Raw, close_frame
+from utils import FACTOR
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import broadcast, serve
 from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK
@@ -80,7 +81,7 @@ async def run_script(
     assert process.stdout is not None
     output = b""
     try:
-        async with asyncio.timeout(timeout * TIMEOUT_FACTOR):
+        async with asyncio.timeout(timeout * FACTOR):
             if stop_after is not None:
                 while stop_after.encode() not in output:
                     line = await process.stdout.readline()
@@ -197,7 +198,7 @@ async def test_keepalive_closes_a_client_that_never_answers():
     try:
         # A raw client: it completes the handshake, then answers no ping.
         raw = await Raw.open(port)
-        async with asyncio.timeout(20 * PING * TIMEOUT_FACTOR):
+        async with asyncio.timeout(20 * PING * FACTOR):
             assert await raw.close_code() == (1011, "keepalive ping timeout")
         await raw.aclose()
     finally:
@@ -246,7 +247,7 @@ async def test_keepalive_closes_a_stalled_client_whose_backlog_fits_the_os_buffe
         ) + received.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         for _ in range(max(2, room // 4 // 10_000)):
             broadcast([websocket], "x" * 10_000)
-        async with asyncio.timeout(20 * 2 * PING * TIMEOUT_FACTOR):
+        async with asyncio.timeout(20 * 2 * PING * FACTOR):
             while websocket.protocol.close_sent is None:  # noqa: ASYNC110 - no event for it
                 await asyncio.sleep(PING / 4)
         assert websocket.protocol.close_sent.code == 1011
@@ -337,7 +338,7 @@ async def _server_sees(close: bytes | None, *, first: int | None = None) -> type
             raw.send(close)
             await raw.at_eof()
             await raw.aclose()
-        async with asyncio.timeout(5 * TIMEOUT_FACTOR):
+        async with asyncio.timeout(5 * FACTOR):
             return await outcome
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import time
 import urllib.error
 import urllib.request
@@ -16,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rawws import Raw, frame, request
+from utils import FACTOR
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -35,12 +35,11 @@ from wsteach.classboard import (
 )
 from wsteach.limits import Limits
 
-TIMEOUT_FACTOR = float(os.environ.get("WSTEACH_TIMEOUT_FACTOR", "1"))
 T0 = 1_800_000_000.0
 
 
 def seconds(value: float) -> float:
-    return value * TIMEOUT_FACTOR
+    return value * FACTOR
 
 
 async def poll(condition: Callable[[], Any], within: float = 5.0) -> Any:

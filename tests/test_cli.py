@@ -13,7 +13,8 @@ import sys
 import pytest
 from conftest import measured
 from rawws import Raw, frame, http_exchange, request
-from serverproc import FACTOR, ServerProcess
+from serverproc import ServerProcess
+from utils import FACTOR
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
@@ -60,6 +61,19 @@ async def test_localhost_prints_no_limits() -> None:
         assert len(server.lines) == 2
     finally:
         await server.stop()
+
+
+async def test_max_clients_zero_is_said_to_be_off(capsys) -> None:
+    """--max-clients 0 is off: --help says so, and so does the start banner, on localhost too."""
+    with pytest.raises(SystemExit):
+        cli.parse_args(["serve", "--help"])
+    assert "0: any number" in " ".join(capsys.readouterr().out.split())
+    server = await ServerProcess.start("broadcast", "--port", "0", "--max-clients", "0")
+    try:
+        (limits,) = [line for line in server.lines if line.startswith("limits:")]
+        assert limits.startswith("limits: any number of clients · ")
+    finally:
+        assert await server.stop() == 0
 
 
 async def test_other_host_prints_students_url_and_limits() -> None:
@@ -708,15 +722,6 @@ async def test_loopback_host_says_only_this_machine_can_connect() -> None:
         assert "students use" not in text
     finally:
         assert await server.stop() == 0
-
-
-def test_empty_host_listens_on_one_dual_stack_socket() -> None:
-    """--host '' makes one socket, IPv4 and IPv6, so --port 0 gives one port."""
-    sock = cli.listening_socket("", 0)
-    with sock:
-        assert sock.family == socket.AF_INET6
-        assert not sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
-    assert cli.listening_socket("0.0.0.0", 0) is None
 
 
 # wsteach serve class ----------------------------------------------------------

@@ -22,6 +22,7 @@ from wsteach.clients import (
     client_name,
     encode_name,
     nothing_listening,
+    timeout_factor,
 )
 
 
@@ -313,3 +314,40 @@ async def test_crowd_closes_the_clients_it_opened_when_one_fails():
     assert info.value.response.status_code == 403
     await asyncio.wait_for(ended.wait(), 5)
     assert names == ["alice"]
+
+
+@pytest.mark.parametrize(
+    ("text", "factor"), [(None, 1.0), ("", 1.0), (" ", 1.0), ("2", 2.0), ("0.5", 0.5)]
+)
+def test_timeout_factor_reads_a_number(text, factor):
+    """WSTEACH_TIMEOUT_FACTOR unset or empty is 1; a positive number is itself."""
+    assert timeout_factor(text) == factor
+
+
+@pytest.mark.parametrize("text", ["slow", "0", "-1", "inf", "nan"])
+def test_bad_timeout_factor_warns_and_is_one(text):
+    """A value that isn't a number above 0 warns in one line and counts as 1."""
+    with pytest.warns(RuntimeWarning) as caught:
+        assert timeout_factor(text) == 1.0
+    assert [str(w.message) for w in caught] == [
+        f"WSTEACH_TIMEOUT_FACTOR must be a number above 0, such as 2, got {text!r}: "
+        "using 1"
+    ]
+
+
+def test_bad_timeout_factor_does_not_break_import():
+    """import wsteach with WSTEACH_TIMEOUT_FACTOR=slow works, warns once, uses 1."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import wsteach, wsteach.exercises, wsteach.clients as c; print(c.TIMEOUT_FACTOR)"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "WSTEACH_TIMEOUT_FACTOR": "slow"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (0, "1.0\n")
+    assert done.stderr.count("WSTEACH_TIMEOUT_FACTOR must be a number above 0") == 1

@@ -12,7 +12,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from conftest import ROOT, TIMEOUT_FACTOR
+from conftest import ROOT
+from utils import FACTOR
 
 EXAMPLES = ROOT / "examples"
 
@@ -47,7 +48,7 @@ class Script:
     def read_line(self, timeout: float = 10.0) -> str:
         """Return the next line printed, failing clearly if none comes in time."""
         try:
-            return self.lines.get(timeout=timeout * TIMEOUT_FACTOR)
+            return self.lines.get(timeout=timeout * FACTOR)
         except queue.Empty:
             raise AssertionError(
                 f"{self.name} printed nothing in {timeout} s"

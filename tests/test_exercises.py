@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import functools
 import importlib
 import pkgutil
@@ -781,6 +782,127 @@ async def test_scenario_errors_become_failed_lines():
         "KeyError: 'x'",
     ]
     assert all(r.status == FAILED for r in results)
+
+
+async def test_answer_that_swallows_its_cancellation_cannot_hang_check(
+    monkeypatch, capsys
+):
+    """A client answer whose bare except: catches the cancellation fails in bounded time, naming it."""
+    from wsteach.exercises import first_client
+
+    monkeypatch.setattr(_core, "REPLY_TIMEOUT", 0.1)
+    monkeypatch.setattr(_core, "CANCEL_GRACE", 0.3)
+
+    async def say_hello(url):
+        async with wsteach.connect(url) as ws:
+            while True:
+                try:
+                    await ws.recv()
+                except:  # noqa: E722 - the student's mistake under test
+                    await asyncio.sleep(0.1)
+
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await first_client.say_hello.check(say_hello)
+    assert loop.time() - began < 10 * _core.TIMEOUT_FACTOR
+    lines = capsys.readouterr().out.splitlines()
+    failed = [line for line in lines if "✗" in line]
+    assert len(failed) == 2, lines
+    assert all("a bare except: catches the cancellation" in f for f in failed)
+    assert not any("it still runs" in f for f in failed)
+    assert not _core._abandoned
+
+
+async def test_within_abandons_a_task_that_never_stops(monkeypatch):
+    """An answer that catches every cancellation is abandoned, with a note that it still runs."""
+    monkeypatch.setattr(_core, "CANCEL_GRACE", 0.1)
+    stop = asyncio.Event()
+
+    async def stubborn():
+        while not stop.is_set():
+            with contextlib.suppress(BaseException):  # The mistake under test.
+                await asyncio.sleep(1)
+
+    with pytest.raises(_core.Abandoned, match="it still runs: restart the kernel"):
+        await _core.within(stubborn(), 0.05)
+    (task,) = _core._abandoned
+    stop.set()
+    task.cancel()
+    await asyncio.wait({task})
+    assert not _core._abandoned
+
+
+async def test_within_times_out_an_answer_that_stops_when_cancelled():
+    """An answer too slow but cancellable is a plain timeout, whatever it ends with."""
+
+    async def slow():
+        await asyncio.sleep(10)
+
+    async def returns_when_cancelled():
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            return "too late"
+
+    for answer in (slow, returns_when_cancelled):
+        with pytest.raises(TimeoutError, match=r"gave up after 0\.05 s"):
+            await _core.within(answer(), 0.05)
+    assert await _core.within(asyncio.sleep(0, "quick"), 1) == "quick"
+
+
+async def test_within_cancels_the_answer_when_the_check_is_cancelled():
+    """Cancelling the check (Kernel → Interrupt) cancels the answer's task too."""
+    started = asyncio.Event()
+    answer_cancelled = asyncio.Event()
+
+    async def answer():
+        started.set()
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            answer_cancelled.set()
+            raise
+
+    check = asyncio.create_task(_core.within(answer(), 10))
+    await started.wait()
+    check.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await check
+    await asyncio.wait_for(answer_cancelled.wait(), 1)
+
+
+async def test_check_never_raises_even_when_the_exercise_is_broken(capsys):
+    """A bug in an exercise itself is one failed line, not a traceback in the notebook."""
+
+    class Broken(Exercise):
+        async def results(self, answer):
+            raise KeyError("scenario")
+
+    await Broken("0.9", "Broken", scenarios=[], hints=["h"], solution="").check(
+        wsteach.echo
+    )
+    assert capsys.readouterr().out.splitlines() == [
+        "Exercise 0.9 · Broken",
+        "✗ the check itself failed: KeyError: 'scenario'",
+    ]
+
+
+def test_question_check_never_raises_and_refuses_an_unreadable_answer(capsys):
+    """A question whose own answer can't be read is refused; a broken outcome is one line."""
+    with pytest.raises(
+        ValueError, match=r"question 0\.9: its answer True can.t be read"
+    ):
+        Question("0.9", "Bool", answer=True, explanation="", hints=["h"])
+
+    class Broken(Question):
+        def outcome(self, answer):
+            raise KeyError("outcome")
+
+    Broken("0.9", "Broken", answer=1, explanation="", hints=["h"]).check(1)
+    assert capsys.readouterr().out.splitlines() == [
+        "Question 0.9 · Broken",
+        "✗ the check itself failed: KeyError: 'outcome'",
+    ]
 
 
 def test_mismatch_and_result_text():

@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from redisserver import running_redis
-from serverproc import FACTOR
+from utils import FACTOR
 
 import wsteach
 import wsteach.exercises
@@ -348,3 +348,44 @@ async def test_script_that_never_says_listening_fails(write, monkeypatch) -> Non
             f"your script didn't print 'Server listening' within {0.5 * FACTOR:g} s",
         )
     }
+
+
+STARTS_A_CHILD = """
+import subprocess
+import sys
+import time
+
+
+async def publish(websocket, message):
+    print(message)
+
+
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+with open(f"child-{sys.argv[1]}.pid", "w") as out:
+    out.write(str(child.pid))
+print("Server listening on ws://localhost:" + sys.argv[1])
+time.sleep(60)
+"""
+
+
+async def test_the_scripts_children_end_with_it(write) -> None:
+    """The 8.x runner kills each script's process group: a child the script started ends too."""
+    import os
+
+    path = write(STARTS_A_CHILD)
+    await ex.publish.results(path)
+    pids = [int(p.read_text()) for p in path.parent.glob("child-*.pid")]
+    assert len(pids) == 2
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10 * FACTOR
+    while any(alive(pid) for pid in pids) and loop.time() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+    assert not any(alive(pid) for pid in pids)

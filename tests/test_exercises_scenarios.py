@@ -8,20 +8,23 @@ import json
 import re
 from pathlib import Path
 
+from utils import FACTOR
 from websockets.exceptions import ConnectionClosed
 
 import wsteach
-from wsteach.exercises._core import Mismatch
+from wsteach.exercises._core import Mismatch, Run
 from wsteach.exercises._scenarios import (
     LOAD_MESSAGES,
     Nothing,
     hears,
     hears_after_load,
     is_load,
+    leave,
     load,
     next_message,
     stalled_client,
     still_connected,
+    until,
 )
 
 video: set = set()
@@ -262,3 +265,74 @@ async def test_hears_after_load_reports_the_wrong_message():
         else:
             raise AssertionError("hears_after_load() accepted the wrong message")
         await alice.close()
+
+
+async def test_leave_waits_for_the_handlers_finally():
+    """leave() returns once the server's handler ran its finally, however slow it is."""
+    left = []
+
+    async def slow_goodbye(websocket):
+        try:
+            async for _ in websocket:
+                pass
+        finally:
+            await asyncio.sleep(0.3)  # A busy machine, or a slow cleanup.
+            left.append("bye")
+
+    async with wsteach.start(slow_goodbye, port=0, trace=False) as server:
+        run = Run(server.url, None, server=server)
+        async with wsteach.connect(server.url) as staying:
+            client = await wsteach.connect(server.url)
+            await leave(client, run)
+            assert left == ["bye"]
+            assert not staying.closed
+
+
+async def test_until_polls_with_a_deadline():
+    """until() returns True as soon as the condition holds, False at its deadline."""
+    loop = asyncio.get_running_loop()
+    soon = loop.time() + 0.05
+    assert await until(lambda: loop.time() > soon, 5)
+    began = loop.time()
+    assert not await until(lambda: False, 0.05)
+    assert 0.05 <= loop.time() - began < 1
+
+
+STARTS_A_CHILD = """
+import subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+print(f"Server listening, child {child.pid}", flush=True)
+time.sleep(60)
+"""
+
+
+async def test_a_script_answer_ends_with_its_children(tmp_path):
+    """A script under test is killed as a process group: a child it started (holding its output) ends with it, and the check with them."""
+    from wsteach.exercises._scenarios import ScriptExercise, ScriptRun
+
+    pids = []
+
+    async def listens(run: ScriptRun) -> None:
+        await run.printed_like(re.compile(r"Server listening, child \d+"), "x")
+        pids.append(int(run.output[-1].rsplit(" ", 1)[1]))
+
+    exercise = ScriptExercise(
+        "0.7", "Children", scenarios=[("it listens", listens)], hints=[], solution=""
+    )
+    script = tmp_path / "server.py"
+    script.write_text(STARTS_A_CHILD)
+    # Without the group kill, the check waits for the child's end (its output).
+    (result,) = await asyncio.wait_for(exercise.results(script), 20 * FACTOR)
+    assert result.status == "passed", result
+    (pid,) = pids
+    assert await until(lambda: not _alive(pid), 5)
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -323,3 +323,30 @@ async def test_protocol_and_server_of() -> None:
                 "Connection.protocol", "protocol"
             )
             assert sans_io.state is connection.state
+
+
+async def test_client_connections_have_them_too() -> None:
+    """A client connection's transport aborts it, and close_frames reads what it received."""
+
+    async def closes(websocket: ServerConnection) -> None:
+        await websocket.close(1001, "bye")
+
+    async with serve(closes, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with connect(f"ws://127.0.0.1:{port}") as client:
+            await client.wait_closed()
+            _, received, _ = internals.close_frames(client)
+            assert received is not None and (received.code, received.reason) == (
+                1001,
+                "bye",
+            ), broken("Protocol.close_rcvd", "close_frames")
+    async with serve(hold, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with connect(f"ws://127.0.0.1:{port}") as other:
+            sink = internals.transport(other)
+            assert isinstance(sink, asyncio.Transport), broken(
+                "ClientConnection.transport", "transport"
+            )
+            sink.abort()
+            await other.wait_closed()
+            assert internals.close_frames(other)[1] is None

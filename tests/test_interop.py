@@ -19,12 +19,13 @@ import pytest
 import websocket  # websocket-client
 from playwright.async_api import Browser
 from serverproc import ServerProcess
+from utils import MS
 
 import wsteach
 from wsteach.clients import NAME_HEADER
 
 ROOT = Path(__file__).resolve().parents[1]
-WAIT = 10 * float(os.environ.get("WSTEACH_TIMEOUT_FACTOR", "1"))
+WAIT = 10_000 * MS
 
 
 @pytest.fixture

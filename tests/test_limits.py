@@ -93,6 +93,11 @@ def test_limits_describe() -> None:
     )
     assert NO_LIMITS.describe() == "limits: none"
     assert Limits(ping_timeout=None).describe().endswith("ping every 20 s")
+    assert (
+        Limits(max_clients=None)
+        .describe()
+        .startswith("limits: any number of clients · messages up to 64 KiB")
+    )
 
 
 def test_size() -> None:

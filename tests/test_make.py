@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 from browser.conftest import timeout_ms
-from conftest import ROOT, TIMEOUT_FACTOR
+from conftest import ROOT
 from playwright.async_api import expect
 from standin import REAL_PYTHON, standin_python
 from test_examples import free_port
+from utils import FACTOR
 
 
 def test_too_old_python_gets_one_clear_line(tmp_path):
@@ -185,7 +186,7 @@ async def test_make_lab_prints_a_url_that_opens_the_start_notebook(tmp_path, bro
             start_new_session=True,
         )
     try:
-        deadline = time.monotonic() + 90 * TIMEOUT_FACTOR
+        deadline = time.monotonic() + 90 * FACTOR
         while not (found := START_URL.search(log.read_text(errors="replace"))):
             assert process.returncode is None, "make lab exited:\n" + log.read_text()
             assert time.monotonic() < deadline, "no URL printed:\n" + log.read_text()

@@ -87,17 +87,22 @@ def _imports(name: str, tree: ast.Module, *, top_level_only: bool = False) -> se
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
+            module = _from_module(name, node)
+            found.add(module)
             if node.level:
-                package = name.split(".")
-                if not (PACKAGE / Path(*package[1:]) / "__init__.py").exists():
-                    package = package[:-1]
-                base = ".".join(package[: len(package) - node.level + 1])
-                module = f"{base}.{node.module}" if node.module else base
-                found.add(module)
                 found |= {f"{module}.{alias.name}" for alias in node.names}
-            else:
-                found.add(node.module or "")
     return found
+
+
+def _from_module(name: str, node: ast.ImportFrom) -> str:
+    """The absolute name of the module a ``from … import`` in module ``name`` reads."""
+    if not node.level:
+        return node.module or ""
+    package = name.split(".")
+    if not (PACKAGE / Path(*package[1:]) / "__init__.py").exists():
+        package = package[:-1]
+    base = ".".join(package[: len(package) - node.level + 1])
+    return f"{base}.{node.module}" if node.module else base
 
 
 def _is(module: str, names: tuple[str, ...]) -> bool:
@@ -123,19 +128,153 @@ def test_no_platform_only_imports():
     assert {name: found for name, found in offenders.items() if found} == {}
 
 
+def _uses_as_connection(function: ast.AsyncFunctionDef, name: str) -> bool:
+    """Whether ``function`` treats its parameter ``name`` as a connection.
+
+    It awaits ``name.recv()`` or ``name.send()``, or reads it with ``async for``:
+    what a connection handler does, whatever its parameter is called.
+    """
+    for node in ast.walk(function):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("recv", "send", "close", "wait_closed")
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == name
+        ):
+            return True
+        if (
+            isinstance(node, ast.AsyncFor)
+            and isinstance(node.iter, ast.Name)
+            and node.iter.id == name
+        ):
+            return True
+    return False
+
+
+def _handlers(tree: ast.Module) -> list[str]:
+    """The connection handlers a module defines (read from what they do)."""
+    return [
+        node.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.AsyncFunctionDef)
+        and any(_uses_as_connection(node, arg.arg) for arg in node.args.args)
+    ]
+
+
 def test_cli_parses_flags_and_defines_no_handler():
     """Only the CLI uses argparse, and it defines no connection handler."""
     trees = _modules()
     users = sorted(n for n, t in trees.items() if "argparse" in _imports(n, t))
     assert users == ["wsteach.cli"]
-    handlers = [
-        node.name
-        for node in ast.walk(trees["wsteach.cli"])
-        if isinstance(node, ast.AsyncFunctionDef)
-        and node.args.args
-        and node.args.args[0].arg in ("websocket", "connection", "ws")
+    assert _handlers(trees["wsteach.cli"]) == []
+
+
+def test_the_handler_rule_reads_what_a_function_does():
+    """A handler is found whatever its parameter's name (conn, client…), and a function that only passes it on is none."""
+    tree = ast.parse(
+        "async def relay(conn):\n"
+        "    async for message in conn:\n"
+        "        pass\n"
+        "async def reply(client):\n"
+        "    await client.send('x')\n"
+        "async def run(args):\n"
+        "    await serve(args)\n"
+    )
+    assert _handlers(tree) == ["relay", "reply"]
+
+
+INTERNALS = ("transport", "protocol", "handler_tasks", "recv_messages")
+"""Attributes of websockets' connections and servers that aren't documented API."""
+
+
+def _internal_uses(tree: ast.Module) -> list[str]:
+    """Where a module reads one of :data:`INTERNALS` (``internals.transport`` is the way)."""
+    return sorted(
+        f"line {node.lineno}: .{node.attr}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and node.attr in INTERNALS
+        and not (isinstance(node.value, ast.Name) and node.value.id == "internals")
+    )
+
+
+def test_websockets_internals_are_touched_in_internals_only():
+    """.transport, .protocol, .handler_tasks and .recv_messages appear in wsteach.internals only."""
+    offenders = {
+        name: found
+        for name, tree in _modules().items()
+        if name != "wsteach.internals" and (found := _internal_uses(tree))
+    }
+    assert offenders == {}
+
+
+def test_the_internals_rule_reads_attributes():
+    """The internals rule finds attribute access, not names, strings or imports."""
+    tree = ast.parse(
+        "from websockets.protocol import State\n"
+        "protocol = 'transport'\n"
+        "ws.transport.abort()\n"
+        "server.handler_tasks\n"
+        "internals.transport(ws).abort()\n"
+    )
+    assert _internal_uses(tree) == ["line 3: .transport", "line 4: .handler_tasks"]
+
+
+# The exercises' own private modules; any other private name is the core's.
+EXERCISES_PRIVATE = ("wsteach.exercises._core", "wsteach.exercises._scenarios")
+
+
+def _private_imports(name: str, tree: ast.Module) -> list[str]:
+    """Private names of wsteach's core (``wsteach._x``, ``wsteach.x._y``) imported."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+            names: list[str] = []
+        elif isinstance(node, ast.ImportFrom):
+            module = _from_module(name, node)
+            modules = [module]
+            names = [f"{module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for imported in [*modules, *names]:
+            if not _is(imported, ("wsteach",)) or _is(imported, EXERCISES_PRIVATE):
+                continue
+            if imported.startswith("wsteach.exercises.") and imported.count(".") == 2:
+                continue  # An exercise module itself: another rule's business.
+            if any(part.startswith("_") for part in imported.split(".")):
+                found.append(imported)
+    return sorted(found)
+
+
+def test_exercises_import_no_private_name_of_the_core():
+    """An exercise module imports only public names of the core, besides _core and _scenarios."""
+    trees = _modules()
+    offenders = {
+        name: found
+        for name, tree in trees.items()
+        if name.startswith("wsteach.exercises")
+        and (found := _private_imports(name, tree))
+    }
+    assert offenders == {}
+
+
+def test_the_private_import_rule_finds_each_form():
+    """``from .._x import y``, ``from ..x import _y`` and ``import wsteach._x`` are private; _core is not."""
+    tree = ast.parse(
+        "from .._handlers import check_handler\n"
+        "from ..waves import _ms, HOST\n"
+        "import wsteach._handlers\n"
+        "from ._core import Exercise, _hint\n"
+        "from ..clients import connect\n"
+    )
+    assert _private_imports("wsteach.exercises.demo", tree) == [
+        "wsteach._handlers",
+        "wsteach._handlers",
+        "wsteach._handlers.check_handler",
+        "wsteach.waves._ms",
     ]
-    assert handlers == []
 
 
 def test_no_exercise_imports_another():
@@ -173,9 +312,15 @@ def test_the_package_ships_no_authoring_or_test_tools():
 
 
 def test_waves_knows_no_other_module_of_wsteach():
-    """wsteach.waves imports websockets only: no server kinds, no cycle with measure."""
-    imported = _imports("wsteach.waves", _modules()["wsteach.waves"])
-    assert sorted(m for m in imported if _is(m, ("wsteach",))) == []
+    """wsteach.waves imports websockets and internals only: no server kinds, no cycle with measure."""
+    trees = _modules()
+    imported = _imports("wsteach.waves", trees["wsteach.waves"])
+    assert {m for m in imported if _is(m, ("wsteach",))} <= {
+        "wsteach.internals",
+        "wsteach.internals.transport",
+    }
+    internals = _imports("wsteach.internals", trees["wsteach.internals"])
+    assert sorted(m for m in internals if _is(m, ("wsteach",))) == []
 
 
 def test_tests_mirror_modules():
@@ -211,3 +356,20 @@ def test_the_cli_needs_no_ipython():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert json.loads(out) == []
+
+
+def test_tests_read_the_timeout_factor_in_one_place():
+    """Tests read WSTEACH_TIMEOUT_FACTOR only through tests/utils.py (FACTOR, MS)."""
+    readers = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("get", "getenv")
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and node.args[0].value == "WSTEACH_TIMEOUT_FACTOR"
+            ):
+                readers.append(path.relative_to(ROOT).as_posix())
+    assert readers == []

@@ -193,3 +193,41 @@ async def test_jupyter_kernel_shows_the_warning(tmp_path):
         )
     finally:
         await kernel.stop()
+
+
+async def test_awaiting_the_same_start_twice_starts_one_server():
+    """A second await of the same start(...) gives the same server; nothing runs twice."""
+    pending = wsteach.start(pong, port=0)
+    first = await pending
+    again = await pending
+    assert again is first and first.running
+    assert wsteach.running_servers() == [first]
+    await first.stop()
+
+
+async def test_awaiting_a_start_while_it_runs_is_refused():
+    """Awaiting a start(...) that another task is awaiting raises a clear RuntimeError."""
+    import asyncio
+
+    pending = wsteach.start(pong, port=0)
+    first = asyncio.ensure_future(pending)
+    await asyncio.sleep(0)  # The first await has begun and waits for its bind.
+    with pytest.raises(RuntimeError, match="is already being awaited elsewhere"):
+        await pending
+    server = await first
+    await server.stop()
+
+
+async def test_a_start_that_failed_can_be_awaited_again():
+    """After a start(...) raised (its port taken), awaiting it again tries again."""
+    import socket
+
+    holder = socket.create_server(("127.0.0.1", 0))
+    port = holder.getsockname()[1]
+    pending = wsteach.start(pong, port=port, host="127.0.0.1")
+    with pytest.raises(wsteach.PortInUseError):
+        await pending
+    holder.close()
+    server = await pending
+    assert server.port == port
+    await server.stop()

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TIMEOUT_FACTOR, load_tool
+from conftest import ROOT, load_tool
+from utils import FACTOR
 
 TOOL = ROOT / "tools" / "private_network.py"
 
@@ -67,7 +68,7 @@ def port_7890_held(tmp_path: Path) -> Iterator[None]:
         [sys.executable, "-c", HOLDER, str(ready)], stdout=log, stderr=log
     )
     try:
-        deadline = time.monotonic() + 30 * TIMEOUT_FACTOR
+        deadline = time.monotonic() + 30 * FACTOR
         while not ready.exists():
             assert holder.poll() is None, (tmp_path / "holder.log").read_text()
             assert time.monotonic() < deadline, "the holder did not start"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import socket
 import sys
@@ -15,6 +14,7 @@ import redis.asyncio as aioredis
 from conftest import measured
 from redisserver import running_redis
 from serverproc import ServerProcess
+from utils import FACTOR
 from websockets.exceptions import InvalidStatus
 
 import wsteach
@@ -31,7 +31,6 @@ from wsteach.pubsub import (
 )
 from wsteach.redis_server import RedisServer
 
-FACTOR = float(os.environ.get("WSTEACH_TIMEOUT_FACTOR", "1"))
 PREFIX = "Someone said: "
 
 Start = Callable[..., Awaitable[ServerProcess]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.machinery
+import os
 import shutil
 import signal
 import socket
@@ -182,3 +183,72 @@ def test_a_server_that_never_answers_is_ended(tmp_path: Path) -> None:
     assert server.process is not None
     assert server.process.returncode == -signal.SIGKILL  # SIGTERM was ignored.
     server.stop()
+
+
+def _never_answers(tmp_path: Path) -> str:
+    fake = tmp_path / "redis-server"
+    fake.write_text("#!/bin/sh\nexec sleep 60\n")
+    fake.chmod(0o755)
+    return str(fake)
+
+
+async def test_astart_keeps_the_event_loop_running(tmp_path: Path) -> None:
+    """While astart() waits for Redis, the event loop keeps running other tasks."""
+    import asyncio
+
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    server = RedisServer(executable=_never_answers(tmp_path), timeout=0.5)
+    try:
+        with pytest.raises(RuntimeError, match="did not start on port"):
+            await server.astart()
+    finally:
+        ticker.cancel()
+        await server.astop()
+    assert ticks >= 10  # 0.5 s of waiting; a blocked loop ticks once at most.
+
+
+async def test_async_with_starts_and_stops_it() -> None:
+    """async with RedisServer() gives a Redis that answers, stopped and deleted after."""
+    async with RedisServer() as server:
+        assert answers(server)
+        folder = server._folder.name
+        assert os.path.isdir(folder)  # noqa: ASYNC240 - one stat
+    assert not server.running
+    assert not os.path.exists(folder)  # noqa: ASYNC240 - one stat
+
+
+def test_redis_ends_with_a_killed_owner(tmp_path: Path) -> None:
+    """A process SIGKILLed with a RedisServer running (a killed kernel) leaves no redis-server, no folder."""
+    import subprocess
+    import time
+
+    code = (
+        "import os, signal\n"
+        "from wsteach.redis_server import RedisServer\n"
+        "server = RedisServer().start()\n"
+        "print(server.process.pid, server._folder.name, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    owner = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert owner.returncode == -signal.SIGKILL, owner.stderr
+    pid, folder = owner.stdout.split()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            if not Path(folder).exists():
+                break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"redis-server {pid} or its folder {folder} outlived its owner")

@@ -30,13 +30,12 @@ import pytest
 import pytest_asyncio
 from browser.conftest import serving_until_stopped
 from conftest import measured
+from utils import FACTOR
 from websockets.asyncio.client import connect as ws_connect
 
 import wsteach
 from wsteach import registry
 from wsteach.registry import Record
-
-TIMEOUT_FACTOR = float(os.environ.get("WSTEACH_TIMEOUT_FACTOR", "1"))
 
 
 def free_port() -> int:
@@ -148,7 +147,7 @@ def sleeper() -> Iterator[psutil.Process]:
 
 async def wait_dead(pid: int) -> None:
     """Wait until ``pid`` has exited (a zombie counts: it holds no sockets)."""
-    deadline = time.monotonic() + 30 * TIMEOUT_FACTOR
+    deadline = time.monotonic() + 30 * FACTOR
     while True:
         try:
             if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
@@ -206,7 +205,7 @@ async def test_script_holding_the_port_is_named_by_pid(runtime_dir, tmp_path):
         sys.executable, str(script), env=measured()
     )
     try:
-        deadline = time.monotonic() + 30 * TIMEOUT_FACTOR
+        deadline = time.monotonic() + 30 * FACTOR
         while not ready.exists():
             assert process.returncode is None and time.monotonic() < deadline
             await asyncio.sleep(0.05)
@@ -360,7 +359,7 @@ class Notebook:
             )
         )  # fmt: skip
         parts: list[str] = []
-        async with asyncio.timeout(timeout * TIMEOUT_FACTOR):
+        async with asyncio.timeout(timeout * FACTOR):
             while True:
                 msg = json.loads(await self.channels.recv())
                 if msg.get("parent_header", {}).get("msg_id") != msg_id:

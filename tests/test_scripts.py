@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 from kernel import Kernel as NotebookKernel
+from utils import MS
 
 import wsteach
 from wsteach import scripts
-from wsteach.clients import TIMEOUT_FACTOR
+from wsteach.processes import signal_group
 from wsteach.scripts import _Screen
 
-T = 10 * TIMEOUT_FACTOR
+T = 10_000 * MS
 
 SERVER = """
 import asyncio
@@ -244,6 +245,24 @@ async def test_rerun_stops_the_old_one(
     assert not second.running and not other.running
 
 
+async def test_rerun_interrupted_while_stopping_the_old_one(folder: Path):
+    """A re-run interrupted during the old script's stop leaves it for stop_all to end."""
+    first = await wsteach.run_script("stubborn.py", wait_for="can't stop me", timeout=T)
+    rerun = asyncio.create_task(wsteach.run_script("stubborn.py"))
+    # The old one ignores Ctrl+C, so the re-run waits in its stop: interrupt it.
+    deadline = time.monotonic() + T
+    while not first._stopping and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    assert not rerun.done()
+    rerun.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await rerun
+    assert first.running
+    assert scripts._scripts["stubborn.py"] is first
+    await wsteach.stop_all()
+    assert first.returncode == -signal.SIGKILL
+
+
 async def test_wait_for_output_finds_each_occurrence(folder: Path):
     """Each wait_for_output looks after the previous match; a timeout says so."""
     asker = await wsteach.run_script("asker.py", wait_for="Enter message", timeout=T)
@@ -417,8 +436,8 @@ async def test_kill_and_signal_after_the_end(folder: Path):
     assert await script.wait(timeout=T) == 1
     await script.kill()
     assert script.returncode == 1
-    scripts._signal(script.process, "kill")  # Its process group is gone.
-    scripts._signal(script.process, "interrupt")
+    signal_group(script.process, "kill")  # Its process group is gone.
+    signal_group(script.process, "interrupt")
     assert scripts._ending(None) == "still running"
 
 
@@ -449,3 +468,9 @@ async def test_exit_kills_only_scripts_still_running(folder: Path):
         os.kill(child, signal.SIGKILL)
     await holder.wait(timeout=T)
     assert not holder.running
+
+
+def test_ending_names_a_signal_python_does_not_know():
+    """A script ended by a signal without a name says its number."""
+    assert scripts._ending(-signal.SIGKILL) == "ended by signal SIGKILL"
+    assert scripts._ending(-100) == "ended by signal 100"

@@ -14,7 +14,7 @@ import wsteach
 from wsteach.clients import client_name
 from wsteach.internals import transport
 from wsteach.limits import NO_LIMITS, Limits
-from wsteach.servers import Room, classroom_echo, echo, how_closed
+from wsteach.servers import Room, announce, classroom_echo, echo, how_closed
 
 
 async def test_echo_sends_text_and_binary_back() -> None:
@@ -206,3 +206,23 @@ def test_classroom_echo_is_echo_with_the_limits() -> None:
     handler = classroom_echo(limits)
     assert handler.func is echo and handler.keywords == {"limits": limits}
     assert classroom_echo(NO_LIMITS) is echo
+
+
+async def test_announce_reports_a_crashed_handler_as_a_crash(capsys) -> None:
+    """announce says the handler crashed, with its exception; websockets still closes 1011."""
+
+    async def breaks(websocket: ServerConnection) -> None:
+        await websocket.recv()
+        raise ValueError("boom")
+
+    async with wsteach.start(announce(breaks), port=0, trace=False) as running:
+        async with wsteach.connect(running.url, name="alice") as client:
+            await client.send("x")
+            await client.wait_closed()
+        assert client.close_code == 1011
+    connected, disconnected = capsys.readouterr().out.splitlines()
+    assert connected.startswith("+ alice (") and connected.endswith("· 1 online")
+    assert disconnected.startswith("- alice (")
+    assert disconnected.endswith(
+        " disconnected (the handler crashed: ValueError: boom) · 0 online"
+    )

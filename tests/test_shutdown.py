@@ -6,7 +6,8 @@ import asyncio
 import signal
 
 import pytest
-from serverproc import FACTOR, ServerProcess
+from serverproc import ServerProcess
+from utils import FACTOR
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedOK
 

@@ -486,3 +486,21 @@ async def test_ping_and_pong_frames_are_left_out():
         ("client 1", "'hi'"),
         ("server", "'Pong: hi'"),
     ]
+
+
+def test_a_record_the_trace_cannot_read_never_raises(monkeypatch):
+    """A record the trace can't make sense of goes to handleError, not up to the server."""
+    import logging
+
+    from wsteach.internals import STATE_CHANGED
+    from wsteach.trace import Trace
+
+    trace = Trace()
+    handled = []
+    monkeypatch.setattr(trace, "handleError", handled.append)
+    record = logging.LogRecord(
+        "websockets.server", logging.DEBUG, "", 0, STATE_CHANGED, ("CLOSED",), None
+    )
+    record.websocket = object()  # A "connection" without an id.
+    trace.emit(record)
+    assert handled == [record]

@@ -9,8 +9,8 @@ them. It listens on localhost unless ``--host`` says otherwise; then it prints
 the addresses students can really use and the limits in force.
 
 This module only turns flags into :class:`~wsteach.limits.Limits` and options,
-and runs a handler from :mod:`wsteach.servers` with websockets' own
-:func:`~websockets.asyncio.server.serve`. Each group of flags has its own
+and runs a handler from :mod:`wsteach.servers` on :func:`wsteach.listening.listen`
+(websockets' own :func:`~websockets.asyncio.server.serve`). Each group of flags has its own
 ``add_*_flags`` function, so a new group is one more function.
 
 ``wsteach serve class`` is the broadcast room plus the class board
@@ -38,10 +38,11 @@ import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, NoReturn
 
-from websockets.asyncio.server import Server, serve
+from websockets.asyncio.server import Server
 
 from .classboard import ClassRoom
 from .limits import Limits
+from .listening import listen
 from .servers import Handler, Room, announce, classroom_echo
 
 __all__ = ["main"]
@@ -199,7 +200,8 @@ def add_limit_flags(serve_parser: argparse.ArgumentParser) -> None:
         type=count_or_off(unit="clients"),
         default=defaults.max_clients,
         metavar="N",
-        help=f"clients at once; more get HTTP 503 (default: {defaults.max_clients})",
+        help="clients at once; more get HTTP 503; 0: any number "
+        f"(default: {defaults.max_clients})",
     )
     limits.add_argument(
         "--max-message",
@@ -365,30 +367,6 @@ def lan_address(family: socket.AddressFamily = socket.AF_INET) -> str | None:
         return probe.getsockname()[0]
 
 
-def listening_socket(host: str, port: int) -> socket.socket | None:
-    """Make the socket for "any interface" hosts; None lets websockets bind.
-
-    ``::`` (and the empty host) listen on IPv6 and, where the system allows
-    it, IPv4 in the same socket, so one port serves both. asyncio alone would
-    make ``::`` IPv6-only, and the empty host two sockets, with two different
-    ports for ``--port 0``.
-    """
-    if host not in (ANY_IPV6, ""):
-        return None
-    if not socket.has_dualstack_ipv6():  # pragma: no cover - all systems here can
-        return _single_stack_socket(host, port)
-    return socket.create_server(
-        ("::", port), family=socket.AF_INET6, dualstack_ipv6=True, backlog=100
-    )
-
-
-def _single_stack_socket(host: str, port: int) -> socket.socket:  # pragma: no cover
-    """Where one socket can't serve IPv4 and IPv6: "" is IPv4, "::" IPv6 only."""
-    if host == "":
-        return socket.create_server((ANY_IPV4, port), backlog=100)
-    return socket.create_server(("::", port), family=socket.AF_INET6, backlog=100)
-
-
 def students_addresses(sockets: Sequence[socket.socket]) -> list[str]:
     """The hosts other machines can use to reach these listening sockets."""
     hosts: list[str] = []
@@ -436,33 +414,6 @@ def cap_segment_size(server: Server, size: int = 1448) -> None:
     for sock in server.sockets:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, option, size)
-
-
-async def open_server(
-    handler: Handler, host: str, port: int, options: dict[str, Any]
-) -> tuple[Server, str]:
-    """Listen on ``host:port``; return the server and the host it listens on.
-
-    localhost gets one port (IPv4 only for port 0, or when the machine has no
-    IPv6); "any" hosts are dual-stack where the system allows.
-    """
-    sock = listening_socket(host, port)
-    if sock is not None:
-        return await serve(handler, sock=sock, **options), host
-    if host == "localhost" and port == 0:
-        # localhost is two interfaces (127.0.0.1 and ::1); port 0 would give
-        # each a different free port. Pick one interface, one port.
-        host = "127.0.0.1"
-    try:
-        return await serve(handler, host, port, **options), host
-    except OSError as exc:
-        if exc.errno != errno.EADDRNOTAVAIL or host != "localhost":
-            raise
-    # No IPv6 on this machine (common in containers): IPv4 only.
-    return (  # pragma: no cover - only on a machine without IPv6
-        await serve(handler, "127.0.0.1", port, **options),
-        "127.0.0.1",
-    )
 
 
 def stop_on_signals(stop: Callable[[], None]) -> Callable[[], None]:
@@ -536,11 +487,11 @@ async def serve_until_stopped(
     classroom: ClassRoom | None = None,
 ) -> None:
     """Listen, say where, serve until ``stop`` is set, then close every client."""
-    server, host = await open_server(
+    server, host = await listen(
         announce(handler),
         args.host,
         args.port,
-        serve_options(args, limits, classroom),
+        **serve_options(args, limits, classroom),
     )
     cap_segment_size(server)
     port = server.sockets[0].getsockname()[1]
@@ -550,6 +501,9 @@ async def serve_until_stopped(
         print(f"chat page: {url.replace('ws://', 'http://')}/", flush=True)
     if args.host not in LOCAL_HOSTS:
         announce_students(server, port, web=args.web)
+    if args.host not in LOCAL_HOSTS or limits != Limits():
+        # Limits changed by a flag are said even on localhost: "--max-clients
+        # 0" reads "any number of clients".
         print(limits.describe(), flush=True)
     if classroom is not None:
         announce_board(

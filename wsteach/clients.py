@@ -16,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import math
 import os
 import socket
 import unicodedata
 import urllib.parse
+import warnings
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
@@ -33,7 +35,16 @@ from websockets.typing import Data
 from .internals import close_exc
 from .pending import Pending
 
-__all__ = ["NAME_HEADER", "Client", "client_name", "connect", "crowd", "encode_name"]
+__all__ = [
+    "NAME_HEADER",
+    "TIMEOUT_FACTOR",
+    "Client",
+    "client_name",
+    "connect",
+    "crowd",
+    "encode_name",
+    "timeout_factor",
+]
 
 NAME_HEADER = "X-Wsteach-Name"
 """Request header in which :func:`connect` sends the client's name."""
@@ -45,7 +56,32 @@ NAME_LENGTH = 40
 # "%" must be encoded, or a name such as "100%25" would decode to "100%".
 _NAME_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 
-TIMEOUT_FACTOR = float(os.environ.get("WSTEACH_TIMEOUT_FACTOR", "1"))
+
+def timeout_factor(text: str | None) -> float:
+    """Read ``WSTEACH_TIMEOUT_FACTOR``'s value: a number above 0, 1 if unset.
+
+    A value that isn't one (``"slow"``, ``0``, ``inf``) warns, in a line that
+    says what is wrong, and counts as 1: a typo in a variable must not stop
+    ``import wsteach``.
+    """
+    if text is None or not text.strip():
+        return 1.0
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        warnings.warn(
+            f"WSTEACH_TIMEOUT_FACTOR must be a number above 0, such as 2, "
+            f"got {text!r}: using 1",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return 1.0
+    return value
+
+
+TIMEOUT_FACTOR = timeout_factor(os.environ.get("WSTEACH_TIMEOUT_FACTOR"))
 """Multiplies default timeouts; set ``WSTEACH_TIMEOUT_FACTOR`` on slow machines."""
 
 DEFAULT_TIMEOUT = 5.0 * TIMEOUT_FACTOR

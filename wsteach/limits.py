@@ -31,7 +31,6 @@ import asyncio
 import functools
 import math
 import socket
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import Any
@@ -42,6 +41,7 @@ from websockets.protocol import State
 
 from . import internals
 from .internals import hook_queue_flow_control
+from .process_request import ProcessRequest, chain, wants_websocket
 
 __all__ = [
     "NO_LIMITS",
@@ -52,8 +52,6 @@ __all__ = [
     "close_for_limit",
     "size",
 ]
-
-ProcessRequest = Callable[[ServerConnection, Request], Response | None]
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -154,10 +152,10 @@ class Limits:
             "close_timeout": self.close_timeout,
             "create_connection": ClassroomConnection,
         }
-        if self.max_clients is not None:
-            options["process_request"] = client_cap(self.max_clients, page)
-        elif page is not None:
-            options["process_request"] = page
+        cap = None if self.max_clients is None else client_cap(self.max_clients)
+        hook = chain(page, cap)  # The order of wsteach.process_request.
+        if hook is not None:
+            options["process_request"] = hook
         return options
 
     def describe(self) -> str:
@@ -165,6 +163,8 @@ class Limits:
         parts = []
         if self.max_clients is not None:
             parts.append(f"at most {self.max_clients} clients")
+        else:
+            parts.append("any number of clients")
         if self.max_message is not None:
             parts.append(f"messages up to {size(self.max_message)}")
         if self.rate is not None:
@@ -180,7 +180,9 @@ class Limits:
                 else ""
             )
             parts.append(f"ping every {self.ping_interval:g} s{timeout}")
-        return "limits: " + (" · ".join(parts) if parts else "none")
+        if parts == ["any number of clients"]:
+            return "limits: none"
+        return "limits: " + " · ".join(parts)
 
 
 def _first_answer(*hooks: ProcessRequest) -> ProcessRequest:
@@ -247,27 +249,22 @@ class RateLimit:
         )
 
 
-def client_cap(max_clients: int, then: ProcessRequest | None = None) -> ProcessRequest:
+def client_cap(max_clients: int) -> ProcessRequest:
     """Make a ``process_request`` hook that refuses clients past ``max_clients``.
 
     The refused client gets HTTP 503 (service unavailable) with a reason in the
-    body, before any WebSocket is opened. ``then``, if given, runs first: when
-    it returns a response (the chat page for a plain GET), that response wins
-    and no client slot is counted.
+    body, before any WebSocket is opened. Only WebSocket handshakes count: a
+    plain HTTP request (the chat page) goes on to the next hook, whatever
+    the order of the chain (see :mod:`wsteach.process_request`).
     """
-    return functools.partial(_refuse_when_full, max_clients, then)
+    return functools.partial(_refuse_when_full, max_clients)
 
 
 def _refuse_when_full(
-    max_clients: int,
-    then: ProcessRequest | None,
-    connection: ServerConnection,
-    request: Request,
+    max_clients: int, connection: ServerConnection, request: Request
 ) -> Response | None:
-    if then is not None:
-        response = then(connection, request)
-        if response is not None:
-            return response
+    if not wants_websocket(request):
+        return None
     # websockets counts a connection from the moment it answers its handshake,
     # with no await between this check and that moment, so two clients
     # arriving together cannot both take the last place.

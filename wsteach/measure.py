@@ -33,8 +33,9 @@ import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.asyncio.server import Server, ServerConnection, broadcast
 
+from .listening import listen
 from .waves import HOST, FanoutResult, _ms, run_interleaved
 
 if TYPE_CHECKING:
@@ -140,7 +141,8 @@ class InProcess:
 @contextlib.asynccontextmanager
 async def serving(kind: str | Handler) -> AsyncIterator[InProcess]:
     """Serve ``kind`` on a free port of 127.0.0.1 for an ``async with`` block."""
-    async with serve(handler_for(kind), HOST, 0) as server:
+    server, _ = await listen(handler_for(kind), HOST, 0)
+    async with server:
         yield InProcess(server)
 
 

@@ -18,23 +18,29 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import inspect
 import logging
-import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.http11 import Request, Response
+from websockets.asyncio.server import Server, ServerConnection
 
 from . import internals, registry
-from ._handlers import check_handler, handler_name
+from ._handlers import check_handler, handler_name  # check_handler: what start checks
+from .listening import EVERYWHERE, listen
 from .pending import Pending
+from .process_request import chain
 from .registry import Record
 from .trace import Trace
 
-__all__ = ["PortInUseError", "Running", "running_servers", "start", "stop_all"]
+__all__ = [
+    "PortInUseError",
+    "Running",
+    "check_handler",
+    "running_servers",
+    "start",
+    "stop_all",
+]
 
 Handler = Callable[[ServerConnection], Awaitable[None]]
 
@@ -46,9 +52,6 @@ _running: dict[int, Running] = {}
 CLOSE_TIMEOUT = 2.0
 """Seconds :meth:`Running.stop` waits for clients and handlers, unless
 ``close_timeout`` says otherwise."""
-
-# Hosts that mean "every interface": a client on this machine uses localhost.
-_EVERYWHERE = ("", None)
 
 
 class PortInUseError(OSError):
@@ -88,7 +91,7 @@ class Running:
     @property
     def url(self) -> str:
         """The address clients connect to, such as ``ws://localhost:7890``."""
-        host = "localhost" if self.host in _EVERYWHERE else self.host
+        host = "localhost" if self.host in EVERYWHERE else self.host
         host = f"[{host}]" if ":" in host else host
         return f"ws://{host}:{self.port}"
 
@@ -118,12 +121,9 @@ class Running:
         if self.trace is None:
             print("tracing is off for this server: start it with trace=True")
             return
-        try:
-            from IPython import get_ipython
-            from IPython.display import display
-        except ImportError:  # pragma: no cover - IPython ships with the kit
-            print(self.trace.table())
-            return
+        from IPython import get_ipython
+        from IPython.display import display
+
         if get_ipython() is None:
             print(self.trace.table())
         else:
@@ -207,13 +207,17 @@ class start(Pending[Running]):
             stops that server first.
         host: Interface to listen on. ``"localhost"`` accepts connections from
             this machine only; ``"0.0.0.0"`` from the whole network (IPv4);
-            ``""`` or :obj:`None` from every interface.
+            ``"::"``, ``""`` or :obj:`None` from every interface, IPv6 and
+            IPv4 on one port, as ``wsteach serve --host ::`` does (see
+            :mod:`wsteach.listening`).
         trace: Record connects, messages and closes for :meth:`Running.show`.
             Costs a little per frame; turn it off for benchmarks. Your own
             ``logger=`` still gets every record it would get without tracing.
         web: Also answer plain HTTP GET requests with the chat page. Your own
             ``process_request=`` runs first; when it returns :obj:`None`, the
-            page hook answers.
+            page hook answers (see :mod:`wsteach.process_request`). A client
+            cap in it (``**limits.serve_options()``) refuses WebSocket
+            handshakes only: the page is served even when the room is full.
         serve_options: Passed to :func:`websockets.asyncio.server.serve`,
             e.g. ``max_size``, ``ping_interval`` or ``close_timeout`` (2 s
             here; also how long :meth:`Running.stop` waits for handlers).
@@ -272,7 +276,8 @@ class start(Pending[Running]):
         if self.web:
             from .web import serve_page
 
-            options["process_request"] = _first_then(
+            # Yours, then the page: the order of wsteach.process_request.
+            options["process_request"] = chain(
                 options.get("process_request"), serve_page
             )
         server, host = await self._bind(self.handler, options)
@@ -296,73 +301,10 @@ class start(Pending[Running]):
         self, handler: Handler, options: dict[str, Any]
     ) -> tuple[Server, str | None]:
         """Listen on ``self.host``; return the server and the host it really uses."""
-        host = self.host
-        if host == "localhost" and self.port == 0:
-            # localhost is two interfaces (127.0.0.1 and ::1); port 0 would give
-            # each a different free port. Pick one interface, one port.
-            host = "127.0.0.1"
-        if host in _EVERYWHERE and self.port == 0:
-            # Every interface is at least two sockets (IPv4 and IPv6): port 0
-            # would give each its own port. Find one free on both, then bind it;
-            # another program may grab it in between, so try a few.
-            attempts = 0
-            while True:
-                port = _free_port_everywhere()
-                try:
-                    return await serve(handler, None, port, **options), None
-                except OSError as exc:
-                    attempts += 1
-                    if exc.errno != errno.EADDRINUSE or attempts == 3:
-                        raise _explain(exc, port) from None
         try:
-            return await serve(handler, host, self.port, **options), host
+            return await listen(handler, self.host, self.port, **options)
         except OSError as exc:
-            if exc.errno == errno.EADDRNOTAVAIL and host == "localhost":
-                # No IPv6 on this machine (common in containers): IPv4 only.
-                host = "127.0.0.1"
-                try:
-                    return await serve(handler, host, self.port, **options), host
-                except OSError as again:
-                    raise _explain(again, self.port) from None
             raise _explain(exc, self.port) from None
-
-
-def _free_port_everywhere() -> int:
-    """A port free right now on every IPv4 and IPv6 interface."""
-    if socket.has_dualstack_ipv6():
-        family = socket.AF_INET6
-        probe = socket.create_server(("", 0), family=family, dualstack_ipv6=True)
-    else:  # pragma: no cover - this machine has IPv6
-        probe = socket.create_server(("", 0))
-    with probe:
-        return probe.getsockname()[1]
-
-
-ProcessRequest = Callable[
-    [ServerConnection, Request], Response | Awaitable[Response | None] | None
-]
-
-
-def _first_then(
-    first: ProcessRequest | None,
-    then: Callable[[ServerConnection, Request], Response | None],
-) -> ProcessRequest:
-    """A ``process_request`` hook: ``first`` (sync or async), then ``then``.
-
-    ``then`` answers only what ``first`` let through (returned :obj:`None`).
-    """
-    if first is None:
-        return then
-
-    async def both(connection: ServerConnection, request: Request) -> Response | None:
-        response = first(connection, request)
-        if inspect.isawaitable(response):
-            response = await response
-        if response is not None:
-            return response
-        return then(connection, request)
-
-    return both
 
 
 def _trace_logger(

@@ -10,6 +10,10 @@ Python does for a coroutine that is never awaited:
   :exc:`AttributeError` that says the same;
 * dropped without ever being awaited, it emits a :exc:`RuntimeWarning`, once
   per object, pointing at the line (the cell) that dropped it.
+
+It runs once: awaiting the same object again gives the same result (the same
+server, the same client), as awaiting an asyncio task twice does. To start
+another, call ``wsteach.start(...)`` again.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ class Pending(Generic[T]):
     def __init__(self) -> None:
         self._used = False
         self._value: T | None = None
+        self._done = False
+        self._running = False
 
     def _call(self) -> str:
         """The call as the student wrote it, e.g. ``wsteach.start(echo, port=7890)``."""
@@ -62,11 +68,32 @@ class Pending(Generic[T]):
 
     def __await__(self) -> Generator[Any, None, T]:
         self._used = True
-        return self._run().__await__()
+        return self._once().__await__()
 
     async def __aenter__(self) -> T:
         self._used = True
-        self._value = await self._run()
+        return await self._once()
+
+    async def _once(self) -> T:
+        """Run :meth:`_run` the first time; give its result every time after.
+
+        Like an asyncio task awaited twice, and unlike a coroutine (which
+        raises), so that re-running a cell with ``await`` on the same object
+        never starts a second server. A run that raised may be tried again.
+        """
+        if self._done:
+            return self._value  # type: ignore[return-value]
+        if self._running:
+            raise RuntimeError(
+                f"{self._call()} is already being awaited elsewhere: await it "
+                "once, and use its result"
+            )
+        self._running = True
+        try:
+            self._value = await self._run()
+        finally:
+            self._running = False
+        self._done = True
         return self._value
 
     async def __aexit__(

@@ -13,11 +13,18 @@ port, as when a real Redis is restarted under running servers::
     redis.stop()
 
 The ``redis-server`` program is found by :func:`find_redis_server`. A server
-left running is stopped when Python exits (the kernel shuts down).
+left running is stopped when Python exits (the kernel shuts down), and by
+the watchdog of :mod:`wsteach.processes` when it is killed (a SIGKILLed kernel): its process
+and its folder don't outlive it.
+
+In a notebook or any asyncio program, ``await redis.astart()`` (or ``async
+with RedisServer() as redis:``) waits for Redis in a thread, so the event
+loop keeps serving meanwhile.
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import importlib.util
 import os
@@ -28,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+
+from . import processes
 
 __all__ = ["RedisNotFoundError", "RedisServer", "find_redis_server"]
 
@@ -150,6 +159,7 @@ class RedisServer:
         executable = self.executable or find_redis_server()
         if self._folder is None:
             self._folder = tempfile.TemporaryDirectory(prefix="wsteach-redis-")
+            processes.watch_folder(self._folder.name)
         # Picking a free port then handing it over leaves a short window in
         # which another program may take it: try again with another one.
         for _attempt in range(3):
@@ -190,8 +200,11 @@ class RedisServer:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            start_new_session=True,  # Ctrl+C in a terminal doesn't reach it.
+            # Ctrl+C in a terminal doesn't reach it; the watchdog kills its
+            # group if this process dies without stopping it.
+            **processes.own_group(),
         )
+        processes.watch_group(self.process.pid)
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -208,13 +221,23 @@ class RedisServer:
         atexit.unregister(self.stop)
         if self._folder is not None:
             self._folder.cleanup()
+            processes.forget_folder(self._folder.name)
             self._folder = None
+
+    async def astart(self) -> RedisServer:
+        """:meth:`start`, waiting in a thread so that the event loop keeps running."""
+        return await asyncio.to_thread(self.start)
+
+    async def astop(self) -> None:
+        """:meth:`stop`, waiting in a thread so that the event loop keeps running."""
+        await asyncio.to_thread(self.stop)
 
     def kill(self) -> None:
         """Kill it at once (SIGKILL), as a crash would; :meth:`restart` brings it back."""
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+            processes.forget_group(self.process.pid)
 
     def restart(self) -> RedisServer:
         """Stop it, then start it again on the same port, empty."""
@@ -230,6 +253,7 @@ class RedisServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        processes.forget_group(self.process.pid)
 
     def __enter__(self) -> RedisServer:
         return self.start()
@@ -241,3 +265,14 @@ class RedisServer:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+    async def __aenter__(self) -> RedisServer:
+        return await self.astart()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.astop()

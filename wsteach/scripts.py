@@ -44,14 +44,13 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+
+from .processes import forget_group, own_group, signal_group, watch_group
 
 __all__ = ["Script", "ScriptExited", "run_script", "stop_scripts"]
 
 # Scripts started by this process, by name. Re-running a cell finds them here.
 _scripts: dict[str, Script] = {}
-
-WINDOWS = sys.platform == "win32"
 
 
 class ScriptExited(RuntimeError):
@@ -195,9 +194,11 @@ class Script:
         self._add(self._screen.feed(decoder.decode(b"", final=True)))
         self._add(self._screen.close())
         await self.process.wait()
-        _watchdog_forget(self.pid)
-        if _scripts.get(self.name) is self:
-            del _scripts[self.name]
+        forget_group(self.pid)
+        # Off the registry, unless a successor holds the name already (two
+        # re-runs at once): only this script's own entry goes.
+        for name in [name for name, script in _scripts.items() if script is self]:
+            del _scripts[name]
         ending = _ending(self.process.returncode)
         self._show(f"({self._stopping}{ending})")
         self._grown.set()
@@ -310,7 +311,7 @@ class Script:
         if not self.running:
             return
         self._stopping = self._stopping or "after Ctrl+C: "
-        _signal(self.process, "interrupt")
+        signal_group(self.process, "interrupt")
         try:
             await asyncio.wait_for(asyncio.shield(self._reader), timeout)
         except TimeoutError:
@@ -325,7 +326,7 @@ class Script:
         """
         if not self.running:
             return
-        _signal(self.process, "kill")
+        signal_group(self.process, "kill")
         await asyncio.shield(self._reader)
 
 
@@ -352,7 +353,7 @@ def _ending(code: int | None) -> str:
     if code < 0:
         try:
             return f"ended by signal {signal.Signals(-code).name}"
-        except ValueError:  # pragma: no cover - a signal Python doesn't name
+        except ValueError:  # A signal Python doesn't name (a real-time one).
             return f"ended by signal {-code}"
     return f"exited with code {code}"
 
@@ -370,21 +371,6 @@ def _advice(output: str) -> str:
 
 def _indent(text: str) -> str:
     return "".join(f"    {line}\n" for line in text.splitlines()) or "    (nothing)\n"
-
-
-def _signal(process: asyncio.subprocess.Process, how: str) -> None:
-    """Interrupt or kill the process and its children (its process group)."""
-    try:
-        if WINDOWS:  # pragma: no cover - tested on POSIX only
-            if how == "interrupt":
-                process.send_signal(signal.CTRL_BREAK_EVENT)
-            else:
-                process.kill()
-        else:
-            sig = signal.SIGINT if how == "interrupt" else signal.SIGKILL
-            os.killpg(process.pid, sig)
-    except ProcessLookupError:  # It just ended on its own.
-        pass
 
 
 async def run_script(
@@ -431,19 +417,17 @@ async def run_script(
             )
         label = path.name
     name = label if name is None else name
-    previous = _scripts.pop(name, None)
+    # Left in _scripts until it has ended (its reader removes it): a re-run
+    # interrupted during this stop leaves it there, for stop_all() to find.
+    previous = _scripts.get(name)
     if previous is not None and previous.running:
         previous.quiet = True  # Its last words belong to the old cell.
         await previous.stop()
         print(f"(stopped the earlier {previous.name}, pid {previous.pid})")
 
-    options: dict[str, Any] = {}
-    if WINDOWS:  # pragma: no cover - tested on POSIX only
-        options["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
-    else:
-        # Its own process group: interrupting the kernel doesn't reach it,
-        # and stopping it reaches its children too.
-        options["start_new_session"] = True
+    # Its own process group: interrupting the kernel doesn't reach it, and
+    # stopping it reaches its children too.
+    options = own_group()
     try:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -461,7 +445,7 @@ async def run_script(
             "selector event loop): open a terminal (File → New → Terminal in "
             f"JupyterLab) and run: python {' '.join(args)}"
         ) from None
-    _watchdog_watch(process.pid)
+    watch_group(process.pid)
     script = Script(
         process,
         name=name,
@@ -482,56 +466,8 @@ async def stop_scripts() -> None:
 
 
 # When the kernel ends ----------------------------------------------------
-
-# A separate process that holds the read end of a pipe; the kernel writes the
-# process groups to end. When the kernel exits, however it exits (even
-# SIGKILL), the pipe closes and the watchdog kills what is left.
-_WATCHDOG = """
-import os, signal, sys
-groups = set()
-for line in sys.stdin:
-    pid = int(line)
-    if pid > 0:
-        groups.add(pid)
-    else:
-        groups.discard(-pid)
-for pid in groups:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except OSError:
-        pass
-"""
-
-_watchdog: subprocess.Popen[bytes] | None = None
-
-
-def _watchdog_tell(line: str) -> None:
-    global _watchdog
-    if WINDOWS:  # pragma: no cover - no process groups to kill; atexit only
-        return
-    if _watchdog is None or _watchdog.poll() is not None:
-        _watchdog = subprocess.Popen(
-            [sys.executable, "-c", _WATCHDOG],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    assert _watchdog.stdin is not None
-    try:
-        _watchdog.stdin.write(line.encode() + b"\n")
-        _watchdog.stdin.flush()
-    except OSError:  # pragma: no cover - the watchdog died; atexit still works
-        pass
-
-
-def _watchdog_watch(pid: int) -> None:
-    _watchdog_tell(str(pid))
-
-
-def _watchdog_forget(pid: int) -> None:
-    # Only after _watchdog_watch(pid), which started the watchdog.
-    _watchdog_tell(str(-pid))
+# A SIGKILLed kernel runs no atexit: the watchdog of wsteach.processes ends
+# the scripts then.
 
 
 @atexit.register
@@ -539,4 +475,4 @@ def _kill_at_exit() -> None:
     """End every script still running when the kernel exits."""
     for script in list(_scripts.values()):
         if script.process.returncode is None:
-            _signal(script.process, "kill")
+            signal_group(script.process, "kill")

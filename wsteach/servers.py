@@ -220,7 +220,12 @@ def how_closed(websocket: ServerConnection) -> str:
 
 
 def announce(handler: Handler) -> Handler:
-    """Wrap ``handler`` to print a line when a client connects and disconnects."""
+    """Wrap ``handler`` to print a line when a client connects and disconnects.
+
+    The disconnect line says how the connection ended, or that the handler
+    crashed, with its exception; the crash still reaches websockets, which
+    logs it and closes the connection with 1011.
+    """
     online = 0
 
     async def announced(websocket: ServerConnection) -> None:
@@ -228,17 +233,21 @@ def announce(handler: Handler) -> Handler:
         name = who(websocket)
         online += 1
         print(f"+ {name} connected · {online} online", flush=True)
+        crash = ""
         try:
             await handler(websocket)
             # What websockets does once the handler returns; done here so the
             # line below can say how the connection ended.
             await websocket.close()
+        except Exception as exc:
+            # Said here, then raised: websockets logs "connection handler
+            # failed" with the traceback and closes with 1011.
+            crash = f"the handler crashed: {type(exc).__name__}: {exc}"
+            raise
         finally:
             online -= 1
-            print(
-                f"- {name} disconnected ({how_closed(websocket)}) · {online} online",
-                flush=True,
-            )
+            ending = crash or how_closed(websocket)
+            print(f"- {name} disconnected ({ending}) · {online} online", flush=True)
 
     announced.__qualname__ = handler_name(handler)
     return announced

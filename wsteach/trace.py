@@ -155,7 +155,7 @@ class Trace(logging.Handler):
             return
         try:
             self._read(record, connection)
-        except Exception:  # pragma: no cover - a trace must never break a server
+        except Exception:  # A trace must never break a server.
             self.handleError(record)
 
     def _read(self, record: logging.LogRecord, connection: Any) -> None:

@@ -34,6 +34,8 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosedError
 
+from .internals import transport
+
 __all__ = [
     "HOST",
     "FanoutResult",
@@ -165,7 +167,7 @@ async def _connect_stalled(url: str) -> ClientConnection:
 async def abort(connections: Iterable[ClientConnection]) -> None:
     """Drop connections at once: a stalled one would never finish a closing handshake."""
     for connection in connections:
-        connection.transport.abort()
+        transport(connection).abort()
     closed = [connection.wait_closed() for connection in connections]
     await asyncio.gather(*closed, return_exceptions=True)
 

@@ -29,6 +29,7 @@ from typing import Any, BinaryIO
 import nbformat
 import pytest
 from conftest import load_tool
+from utils import FACTOR
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -54,12 +55,11 @@ def chromium() -> str:
 
 
 ARTIFACTS = ROOT / "test-artifacts"
-TIMEOUT_FACTOR = float(os.environ.get("WSTEACH_TIMEOUT_FACTOR", "1"))
 
 
 def timeout_ms(seconds: float) -> float:
-    """Milliseconds for Playwright, scaled by ``WSTEACH_TIMEOUT_FACTOR``."""
-    return seconds * 1000 * TIMEOUT_FACTOR
+    """Milliseconds for Playwright, scaled by ``WSTEACH_FACTOR``."""
+    return seconds * 1000 * FACTOR
 
 
 @contextlib.contextmanager
@@ -72,7 +72,7 @@ def serving_until_stopped(
     process that exits or never answers fails the test with the end of ``log``.
     """
     try:
-        deadline = time.monotonic() + 60 * TIMEOUT_FACTOR
+        deadline = time.monotonic() + 60 * FACTOR
         while True:
             try:
                 server.api("GET", "api/status")

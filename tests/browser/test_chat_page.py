@@ -8,10 +8,11 @@ from urllib.parse import urlsplit
 
 import pytest
 from playwright.async_api import Browser, Locator, Page, expect
+from utils import FACTOR
 
 import wsteach
 
-from .conftest import TIMEOUT_FACTOR, Jupyter, timeout_ms
+from .conftest import Jupyter, timeout_ms
 
 pytestmark = pytest.mark.browser
 
@@ -47,7 +48,7 @@ def received(page: Page) -> Locator:
 
 async def wait_for(condition: Callable[[], bool], seconds: float = 10) -> None:
     """Wait until ``condition()`` is true, or fail after ``seconds``."""
-    for _ in range(int(seconds * TIMEOUT_FACTOR / 0.02)):
+    for _ in range(int(seconds * FACTOR / 0.02)):
         if condition():
             return
         await asyncio.sleep(0.02)

@@ -4,6 +4,9 @@ An :class:`Exercise` plays scripted scenarios against your answer and prints one
 line per scenario: passed, failed (with what was expected and what arrived), or
 "not attempted yet" while your function is still the untouched stub. It never
 raises: whatever your code does, the cell finishes and tells you what happened.
+Each scenario runs in a task of its own with a time limit (:func:`within`): an
+answer that catches the cancellation at the limit (a bare ``except:`` does) is
+abandoned, and its line says so.
 
 Two kinds of exercise:
 
@@ -37,16 +40,18 @@ import types
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from ..clients import TIMEOUT_FACTOR
+from ..internals import handler_tasks
 from ..join import report
-from ..notebook import Running, start
+from ..notebook import Running, check_handler, start
 
 __all__ = [
+    "Abandoned",
     "Checked",
     "Exercise",
     "Mismatch",
@@ -58,7 +63,10 @@ __all__ = [
     "expect",
     "is_stub",
     "notebook_namespace",
+    "within",
 ]
+
+T = TypeVar("T")
 
 PASSED, FAILED, NOT_ATTEMPTED = "passed", "failed", "not attempted yet"
 MARKS = {PASSED: "✓", FAILED: "✗", NOT_ATTEMPTED: "·"}
@@ -108,6 +116,8 @@ class Run:
             the scenario; one that expects a crash checks it and clears this.
         printed: What the answer printed during the scenario, for exercises
             made with ``prints=True``.
+        server: The server under test (the answer's, or the reference), for
+            scenarios that wait until it has caught up.
     """
 
     url: str
@@ -116,6 +126,7 @@ class Run:
     timeout: float = field(default_factory=_reply_timeout)
     errors: list[BaseException] = field(default_factory=list)
     printed: io.StringIO = field(default_factory=io.StringIO)
+    server: Running | None = None
 
 
 Scenario = Callable[[Run], Awaitable[None]]
@@ -196,6 +207,73 @@ def _compiles_like_a_stub(code: types.CodeType) -> bool:
     )
 
 
+class Abandoned(Exception):
+    """The answer ignored its cancellation, so the check stopped waiting for it."""
+
+
+CANCEL_GRACE = 1.0
+"""Seconds, times ``WSTEACH_TIMEOUT_FACTOR``, that :func:`within` keeps
+cancelling an answer that ignored its first cancellation."""
+
+# Answers whose task outlived every cancellation: held so that asyncio keeps
+# a reference (and doesn't warn that a pending task was destroyed).
+_abandoned: set[asyncio.Task[Any]] = set()
+
+
+async def within(awaitable: Awaitable[T], limit: float) -> T:
+    """Await ``awaitable`` in a task of its own, for at most ``limit`` seconds.
+
+    The answer runs in that task, not in the check's, so the time limit never
+    depends on the answer's cooperation. After ``limit`` seconds the task is
+    cancelled. One that is still running :data:`CANCEL_GRACE` seconds later
+    caught its cancellation (a bare ``except:`` does): it is cancelled again
+    and again for as long once more, then abandoned, and the check goes on.
+
+    Raises:
+        TimeoutError: The task didn't finish in time; cancelled, it ended.
+        Abandoned: The task caught its cancellation; the message says so.
+    """
+    task = asyncio.ensure_future(awaitable)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=limit)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if done:
+        return task.result()
+    grace = CANCEL_GRACE * TIMEOUT_FACTOR
+    task.cancel()
+    if await _ended(task, grace):
+        raise TimeoutError(f"gave up after {limit:g} s")
+    # It caught the CancelledError. Cancel it again and again: one lands
+    # outside its try (in the sleep of its except, say) and ends it.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    while loop.time() < deadline:
+        task.cancel()
+        if await _ended(task, 0.05):
+            break
+    detail = (
+        f"gave up after {limit:g} s, and your function didn't stop when "
+        "cancelled: a bare except: catches the cancellation "
+        "(asyncio.CancelledError is a BaseException); write except Exception: "
+        "instead"
+    )
+    if not task.done():
+        _abandoned.add(task)
+        task.add_done_callback(_abandoned.discard)
+        detail += "; it still runs: restart the kernel to end it"
+    raise Abandoned(detail)
+
+
+async def _ended(task: asyncio.Task[Any], timeout: float) -> bool:
+    """Wait up to ``timeout`` s for ``task`` to end; say whether it did."""
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if done and not task.cancelled():
+        task.exception()  # Retrieved: whatever it ended with came too late.
+    return bool(done)
+
+
 class _Crashes(logging.Handler):
     """Collect "connection handler failed" records from the server under test."""
 
@@ -230,7 +308,7 @@ class Checked:
         print(f"{self.label.capitalize()} {self.number} · {self.title}")
         try:
             results = await self.results(*args)
-        except Exception as exc:  # pragma: no cover - a bug in the exercise itself
+        except Exception as exc:  # A bug in the exercise itself: still no raise.
             print(f"✗ the check itself failed: {type(exc).__name__}: {exc}")
             return
         for result in results:
@@ -331,7 +409,9 @@ class Exercise(Checked):
                 received.clear()
                 crashes.errors.clear()
                 watch.clear()
-                run = Run(server.url, answer, received, errors=crashes.errors)
+                run = Run(
+                    server.url, answer, received, errors=crashes.errors, server=server
+                )
                 results.append(await self._play(name, scenario, run, server, watch))
         finally:
             await server.stop()
@@ -349,8 +429,6 @@ class Exercise(Checked):
             name = getattr(answer, "__name__", "your function")
             return f"{name} must be defined with 'async def'"
         if self.kind == "handler":
-            from .._handlers import check_handler
-
             try:
                 check_handler(answer)
             except TypeError as exc:
@@ -365,13 +443,14 @@ class Exercise(Checked):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RuntimeWarning)
             try:
-                async with asyncio.timeout(limit):
-                    if self.prints:
-                        with contextlib.redirect_stdout(run.printed):
-                            await scenario(run)
-                    else:
-                        await scenario(run)
+                if self.prints:
+                    with contextlib.redirect_stdout(run.printed):
+                        await within(scenario(run), limit)
+                else:
+                    await within(scenario(run), limit)
             except Mismatch as exc:
+                failure, detail = exc, str(exc)
+            except Abandoned as exc:
                 failure, detail = exc, str(exc)
             except TimeoutError as exc:
                 failure = exc
@@ -386,7 +465,7 @@ class Exercise(Checked):
             # websockets logs a handler's crash after closing its connection, so
             # the scenario may end first: wait for the handlers to finish (bounded,
             # for a client that stays connected).
-            handlers = set(server.server.handler_tasks)
+            handlers = set(handler_tasks(server.server))
             if handlers:
                 await asyncio.wait(handlers, timeout=run.timeout)
         not_awaited = [
@@ -411,11 +490,9 @@ class NotAttempted(Exception):
 
 
 def notebook_namespace() -> dict[str, Any]:
-    """The notebook's variables (IPython's user namespace), or {} outside IPython."""
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - IPython ships with the kit
-        return {}
+    """The notebook's variables (IPython's user namespace), or {} outside a notebook."""
+    from IPython import get_ipython
+
     shell = get_ipython()
     return shell.user_ns if shell is not None else {}
 
@@ -528,7 +605,7 @@ class Question:
         self.explanation = explanation
         self.hints = list(hints)
         self.wrong = {self._normal(k): v for k, v in (wrong or {}).items()}
-        if self._normal(answer) is None:  # pragma: no cover - a bug in the question
+        if self._normal(answer) is None:  # A bug in the question itself.
             raise ValueError(f"question {number}: its answer {answer!r} can't be read")
 
     def __repr__(self) -> str:
@@ -593,7 +670,7 @@ class Question:
         print(f"Question {self.number} · {self.title}")
         try:
             result = self.outcome(answer)
-        except Exception as exc:  # pragma: no cover - a bug in the question itself
+        except Exception as exc:  # A bug in the question itself: still no raise.
             print(f"✗ the check itself failed: {type(exc).__name__}: {exc}")
             return
         if result.status == PASSED:
@@ -762,12 +839,10 @@ def _mismatch_cause(mismatch: Mismatch) -> tuple[str, str]:
 
 
 def _show_code(title: str, code: str) -> None:
-    try:
-        from IPython import get_ipython
-        from IPython.display import Markdown, display
-    except ImportError:  # pragma: no cover - IPython ships with the kit
-        get_ipython = None
-    if get_ipython is not None and get_ipython() is not None:
+    from IPython import get_ipython
+    from IPython.display import Markdown, display
+
+    if get_ipython() is not None:
         display(Markdown(f"**{title}**\n\n```python\n{code}\n```"))
     else:
         print(f"{title}\n\n{code}")

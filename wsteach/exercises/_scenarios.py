@@ -6,7 +6,8 @@ websockets code that does the same, and import only the exercises.
 
 - :func:`next_message` and :func:`hears`: a client's next message, or a
   "nothing arrived" marker that reads well in a failed check.
-- :func:`leave`: close a client and let the server run its ``finally``.
+- :func:`until`, :func:`caught_up`: polls with a deadline, instead of sleeps.
+- :func:`leave`: close a client and wait until the server ran its ``finally``.
 - :func:`load`, :func:`settled`, :func:`stalled_client`: fill the buffers
   between a server and a client that stopped reading, so that the server's
   ``await conn.send(...)`` has to wait.
@@ -36,6 +37,8 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.protocol import State
 
 from ..clients import TIMEOUT_FACTOR, Client
+from ..internals import close_frames, handler_tasks, transport
+from ..processes import forget_group, own_group, signal_group, watch_group
 from ..trace import NAME_HEADER
 from ._core import (
     FAILED,
@@ -44,6 +47,7 @@ from ._core import (
     Checked,
     Mismatch,
     Result,
+    Run,
     expect,
 )
 
@@ -53,6 +57,7 @@ __all__ = [
     "ScriptExercise",
     "ScriptRun",
     "StalledClient",
+    "caught_up",
     "hears",
     "hears_after_load",
     "is_load",
@@ -63,6 +68,7 @@ __all__ = [
     "settled",
     "stalled_client",
     "still_connected",
+    "until",
 ]
 
 LOAD_MESSAGES = 100
@@ -103,10 +109,37 @@ async def hears(client: Client, expected: str, timeout: float) -> None:
     expect(await next_message(client, timeout), expected, f"{client.name} received")
 
 
-async def leave(client: Client) -> None:
-    """Close ``client`` and give the server a moment to run its ``finally``."""
+async def until(condition: Callable[[], bool], timeout: float) -> bool:
+    """Wait until ``condition()`` is true, ``timeout`` seconds at most; return it.
+
+    Polling: what it looks at changes in the background (the server's
+    handlers, a client's reader).
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition() and loop.time() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    return condition()
+
+
+async def caught_up(run: Run) -> bool:
+    """Wait until the handler of every client that left has returned.
+
+    That is, each handler still running has its client connected: the
+    ``finally`` of those whose client left has run. ``run.timeout`` at most.
+    """
+    server = run.server
+    assert server is not None
+    return await until(
+        lambda: len(handler_tasks(server.server)) <= len(server.connections),
+        run.timeout,
+    )
+
+
+async def leave(client: Client, run: Run) -> None:
+    """Close ``client`` and wait until the server ran its handler's ``finally``."""
     await client.close()
-    await asyncio.sleep(0.05)
+    await caught_up(run)
 
 
 def load(count: int = LOAD_MESSAGES) -> list[str]:
@@ -172,7 +205,7 @@ class StalledClient:
 
     def kill(self) -> None:
         """Vanish without a closing handshake, like a laptop whose battery died."""
-        self.connection.transport.abort()
+        transport(self.connection).abort()
 
     async def close(self) -> None:
         """Read what is left, then close the connection normally."""
@@ -215,7 +248,7 @@ def still_connected(client: Client, why: str = "") -> None:
     ``why`` says what likely closed it, for the failed line.
     """
     if client.closed or client.connection.state is not State.OPEN:
-        close = client.connection.protocol.close_rcvd
+        _, close, _ = close_frames(client.connection)
         raise Mismatch(
             f"{client.name} still connected",
             f"{client.name} disconnected by the server (close {close.code})"
@@ -348,8 +381,11 @@ class ScriptExercise(Checked):
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
+                # A group of its own: killed as a group, by the watchdog too
+                # if the kernel dies meanwhile.
+                **own_group(),
             )
+            watch_group(process.pid)
             run = ScriptRun(process, port)
             if timeout is not None:
                 run.timeout = timeout
@@ -359,10 +395,10 @@ class ScriptExercise(Checked):
                 for name, scenario in self.scenarios:
                     results.append(await self._play(name, scenario, run))
             finally:
-                if process.returncode is None:
-                    with contextlib.suppress(ProcessLookupError):
-                        process.kill()
+                # The whole group: what the script started goes with it.
+                signal_group(process, "kill")
                 await process.wait()
+                forget_group(process.pid)
                 await reader
         return results
 

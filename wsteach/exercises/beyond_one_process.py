@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..clients import TIMEOUT_FACTOR, connect
+from ..processes import forget_group, own_group, signal_group, watch_group
 from ._core import (
     FAILED,
     NOT_ATTEMPTED,
@@ -214,9 +215,10 @@ class _Process:
                 await asyncio.wait_for(asyncio.shield(self.process.wait()), 0.02)
 
     async def stop(self) -> None:
-        if self.process.returncode is None:
-            self.process.kill()
+        """Kill the script and its children (its process group), then wait."""
+        signal_group(self.process, "kill")  # Its children, even if it ended.
         await self.process.wait()
+        forget_group(self.process.pid)
 
 
 class _Broken(Exception):
@@ -248,30 +250,36 @@ async def _running(
     """A private Redis and ``count`` processes of the script at ``path``."""
     from ..redis_server import RedisServer
 
-    with RedisServer() as redis_server, tempfile.TemporaryDirectory() as folder:
-        processes: list[_Process] = []
-        try:
-            for number, port in enumerate(_free_ports(count)):
-                log = Path(folder) / f"server{number}.log"
-                with log.open("wb") as out:
-                    process = await asyncio.create_subprocess_exec(
-                        sys.executable,
-                        "-u",
-                        str(path),
-                        str(port),
-                        redis_server.url,
-                        stdin=asyncio.subprocess.DEVNULL,
-                        stdout=out,
-                        stderr=asyncio.subprocess.STDOUT,
-                        cwd=path.parent,
-                    )
-                processes.append(_Process(process, log, port))
-            for process in processes:
-                await process.wait_listening()
-            yield Servers([p.url for p in processes], redis_server.url), processes
-        finally:
-            for process in processes:
-                await process.stop()
+    # Redis starts in a thread (astart): the kernel's loop keeps serving.
+    async with RedisServer() as redis_server:
+        with tempfile.TemporaryDirectory() as folder:
+            processes: list[_Process] = []
+            try:
+                for number, port in enumerate(_free_ports(count)):
+                    log = Path(folder) / f"server{number}.log"
+                    with log.open("wb") as out:
+                        process = await asyncio.create_subprocess_exec(
+                            sys.executable,
+                            "-u",
+                            str(path),
+                            str(port),
+                            redis_server.url,
+                            stdin=asyncio.subprocess.DEVNULL,
+                            stdout=out,
+                            stderr=asyncio.subprocess.STDOUT,
+                            cwd=path.parent,
+                            # A group of its own, killed as a group; the
+                            # watchdog kills it if the kernel dies.
+                            **own_group(),
+                        )
+                    watch_group(process.pid)
+                    processes.append(_Process(process, log, port))
+                for process in processes:
+                    await process.wait_listening()
+                yield Servers([p.url for p in processes], redis_server.url), processes
+            finally:
+                for process in processes:
+                    await process.stop()
 
 
 class ScriptExercise(Checked):

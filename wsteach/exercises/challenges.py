@@ -18,7 +18,7 @@ from typing import Any
 
 from ..clients import TIMEOUT_FACTOR, Client, connect, crowd
 from ._core import Exercise, Mismatch, Run
-from ._scenarios import hears, leave, next_message
+from ._scenarios import caught_up, hears, leave, next_message
 
 __all__ = ["announce", "json_chat", "nicknames", "rate_limit"]
 
@@ -67,7 +67,7 @@ async def _after_leaving(run: Run) -> None:
     clients = await _named(run.url, "alice", "bob", "carol", timeout=run.timeout)
     alice, bob, carol = clients
     try:
-        await leave(bob)
+        await leave(bob, run)
         await alice.send("is bob gone?")
         await hears(carol, "alice: is bob gone?", run.timeout)
     finally:
@@ -142,7 +142,7 @@ async def _nameless_is_silent(run: Run) -> None:
         await hears(alice, "bob joined", run.timeout)
         async with connect(run.url, name="lurker"):
             pass  # Leaves without a nickname: nobody joined, nobody left.
-        await asyncio.sleep(0.05)
+        await caught_up(run)  # Its handler's finally ran: it said nothing.
         await bob.send("anyone new?")
         await hears(alice, "bob: anyone new?", run.timeout)
     finally:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 
 from ..clients import connect
+from ..internals import transport
 from ._core import Exercise, Question, Run, expect
 
 __all__ = [
@@ -47,7 +48,7 @@ async def _vanish(run: Run) -> None:
         expect(await client.recv(run.timeout), "Pong: Hello server", "reply")
     finally:
         # Like a client process that is killed: no closing handshake.
-        client.connection.transport.abort()
+        transport(client.connection).abort()
     await client.wait_closed(run.timeout)
 
 

@@ -16,6 +16,7 @@ import asyncio
 
 from websockets.asyncio.client import connect
 
+from ..internals import transport
 from ._core import Mismatch
 from ._scenarios import ScriptExercise, ScriptRun, script_stops_on_ctrl_c
 
@@ -42,7 +43,7 @@ async def _pong(run: ScriptRun) -> None:
 async def _vanish(run: ScriptRun) -> None:
     websocket = await connect(run.url, open_timeout=run.timeout)
     # Like Ctrl+C in the client's terminal: the connection drops, no handshake.
-    websocket.transport.abort()
+    transport(websocket).abort()
     await run.printed("A client just disconnected")
 
 

@@ -24,11 +24,13 @@ from ._scenarios import (
     settled,
     stalled_client,
     still_connected,
+    until,
 )
 
 __all__ = ["careful", "predict_keepalive", "predict_stall", "relay"]
 
-_STALL_WAIT = 0.3 * TIMEOUT_FACTOR  # Time for the buffers to fill up.
+# How long a crash that closes alice may take to show, on a busy machine.
+_STALL_WAIT = 0.3 * TIMEOUT_FACTOR
 _DEAD_RECIPIENT = (
     "after sloth died (the send to sloth raised ConnectionClosed in alice's "
     "handler and ended it: catch it around each send)"
@@ -49,6 +51,8 @@ async def _room(run: Run) -> None:
 
 
 async def _join_during_stall(run: Run) -> None:
+    server = run.server
+    assert server is not None
     async with crowd(run.url, "alice", "bob") as (alice, bob):
         sloth = await stalled_client(run.url)
         try:
@@ -56,7 +60,9 @@ async def _join_during_stall(run: Run) -> None:
                 await alice.send(message)
             await settled(bob)
             async with connect(run.url, name="carol") as carol:
-                await asyncio.sleep(_STALL_WAIT)
+                # carol is open on the server: her handler, called right after
+                # the handshake, has joined the room, while alice's waits.
+                await until(lambda: len(server.connections) == 4, run.timeout)
                 sloth.resume()
                 await alice.send("still there?")
                 await hears_after_load(carol, "Someone said: still there?", run.timeout)
@@ -66,13 +72,18 @@ async def _join_during_stall(run: Run) -> None:
 
 
 async def _death_during_stall(run: Run) -> None:
+    server = run.server
+    assert server is not None
     async with crowd(run.url, "alice", "bob") as (alice, bob):
         sloth = await stalled_client(run.url)
         for message in load():
             await alice.send(message)
         await settled(bob)
         sloth.kill()
-        await asyncio.sleep(_STALL_WAIT)
+        # The server saw sloth die; alice's handler, waiting on sloth, goes on
+        # (or crashes, closing alice: that comes soon, if it comes).
+        await until(lambda: len(server.connections) == 2, run.timeout)
+        await until(lambda: alice.closed, _STALL_WAIT)
         still_connected(alice, _DEAD_RECIPIENT)
         await alice.send("still there?")
         await hears_after_load(bob, "Someone said: still there?", run.timeout)

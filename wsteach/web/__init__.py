@@ -25,6 +25,8 @@ from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from ..process_request import wants_websocket
+
 __all__ = [
     "FILES",
     "content_security_policy",
@@ -77,19 +79,6 @@ def content_security_policy(request: Request) -> str:
             "connect-src 'self'", f"connect-src 'self' ws://{host} wss://{host}"
         )
     return CONTENT_SECURITY_POLICY
-
-
-def wants_websocket(request: Request) -> bool:
-    """Tell whether a request asks for a WebSocket, in any ``Upgrade`` header.
-
-    Never raises: repeated or malformed headers are websockets' to judge (it
-    answers them with a clean 4xx), so any ``websocket`` token counts.
-    """
-    return any(
-        token.strip().lower() == "websocket"
-        for value in request.headers.get_all("Upgrade")
-        for token in value.split(",")
-    )
 
 
 def serve_page(connection: ServerConnection, request: Request) -> Response | None:
