@@ -274,8 +274,14 @@ class RedisRoom(Room):
         if self._tasks:
             return
         options = {
+            # Set here, not left to redis-py's defaults, which changed in 8.0
+            # (no timeout before: a frozen Redis held a publish forever).
             "socket_timeout": SOCKET_TIMEOUT,
             "socket_connect_timeout": SOCKET_TIMEOUT,
+            # redis-py's own health check pings only when a command is about
+            # to run; the subscription waits for messages, so _listen pings it
+            # itself, and a publish on a dead connection is retried anyway.
+            "health_check_interval": 0,
         }
         # Publishing retries once on a fresh connection; the message numbers
         # make a command that ran twice harmless.
