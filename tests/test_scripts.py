@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -137,20 +139,85 @@ async def test_crash_shows_the_traceback(folder: Path):
 
 
 async def test_port_in_use_is_explained(folder: Path):
-    """A script that can't bind its port: the error says what holds it and what to do."""
+    """A script that can't bind its port: one short message says what holds it."""
     server, url = await start_server()
-    port = url.rsplit(":", 1)[1]
+    port = int(url.rsplit(":", 1)[1])
     (folder / "bind.py").write_text(
         f"import socket\nsocket.create_server(('127.0.0.1', {port}))\n"
     )
     with pytest.raises(wsteach.ScriptExited) as caught:
         await wsteach.run_script("bind.py", wait_for="listening", timeout=T)
-    assert "Address already in use" in str(caught.value)
-    assert str(caught.value).endswith(
-        "fix: another server holds that port; stop it first (a notebook server: "
-        "await server.stop(), or await wsteach.stop_all()), or use another port\n"
-    )
+    assert str(caught.value) == (
+        f"bind.py ended (exited with code 1) without printing 'listening': port {port} "
+        "is already in use by another program\n"
+        "fix: stop it (a notebook's: await server.stop(), or await "
+        "wsteach.stop_all(), in the notebook that started it), or use another "
+        f"port, such as {port + 1}"
+    ), "one short message: the traceback already shows under the cell"
     await server.stop()
+
+    ours = await wsteach.start(wsteach.echo, host="127.0.0.1", port=0)
+    (folder / "bind.py").write_text(
+        f"import socket\nsocket.create_server(('127.0.0.1', {ours.port}))\n"
+    )
+    with pytest.raises(wsteach.ScriptExited) as caught:
+        await wsteach.run_script("bind.py", wait_for="listening", timeout=T)
+    assert (
+        f"port {ours.port} is already in use by a wsteach server of this notebook\n"
+    ) in str(caught.value)
+    await ours.stop()
+
+    (folder / "plain.py").write_text(
+        "raise OSError(98, 'Address already in use')\n"  # No address in it.
+    )
+    with pytest.raises(wsteach.ScriptExited) as caught:
+        await wsteach.run_script(
+            "plain.py", wait_for="listening", timeout=T, quiet=True
+        )
+    assert str(caught.value).startswith(
+        "plain.py ended (exited with code 1) without printing 'listening': its port "
+        "is already in use\nfix: stop the server that holds it (a notebook's: await "
+        "server.stop(), or await wsteach.stop_all(), in that notebook), or use "
+        "another port\nits output:\n"
+    ), "quiet: nothing showed under the cell, so the output comes with it"
+
+
+async def test_port_in_use_by_another_kernel_names_its_notebook(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A script whose asyncio server finds the port held by another kernel's server: named."""
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "import asyncio, wsteach\n"
+        "async def main():\n"
+        f"    await wsteach.start(wsteach.echo, port={port})\n"
+        "    print('up', flush=True)\n"
+        "    await asyncio.sleep(60)\n"
+        "asyncio.run(main())\n",
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "JPY_SESSION_NAME": "/class/04-broadcast.ipynb"},
+    )
+    try:
+        assert holder.stdout is not None
+        assert await asyncio.wait_for(holder.stdout.readline(), 2 * T) == b"up\n"
+        (folder / "serve.py").write_text(
+            "import asyncio\n"
+            f"asyncio.run(asyncio.start_server(lambda r, w: None, '127.0.0.1', {port}))\n"
+        )
+        with pytest.raises(wsteach.ScriptExited) as caught:
+            await wsteach.run_script("serve.py", wait_for="listening", timeout=T)
+        assert str(caught.value).startswith(
+            "serve.py ended (exited with code 1) without printing 'listening': "
+            f"port {port} is already in use by a wsteach server in another kernel: "
+            "04-broadcast.ipynb (pid "
+        )
+        assert "Traceback" not in str(caught.value)
+    finally:
+        holder.kill()
+        await holder.wait()
 
 
 async def test_crash_returncode(folder: Path, capsys: pytest.CaptureFixture[str]):

@@ -30,7 +30,16 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-__all__ = ["Record", "folder", "forget", "holder", "is_live", "others", "remember"]
+__all__ = [
+    "Record",
+    "folder",
+    "forget",
+    "holder",
+    "holds",
+    "is_live",
+    "others",
+    "remember",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -203,6 +212,11 @@ def others(port: int | None = None) -> list[Record]:
             with contextlib.suppress(OSError):
                 path.unlink()
     return sorted(found, key=lambda record: (record.port, record.pid))
+
+
+def holds(port: int) -> bool:
+    """Whether a wsteach server of this process, as recorded, listens on ``port``."""
+    return any(path.name.endswith(f"-{port}.json") for path in _mine)
 
 
 def holder(port: int) -> Record | None:

@@ -45,6 +45,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from . import registry
 from .processes import forget_group, own_group, signal_group, watch_group
 
 __all__ = ["Script", "ScriptExited", "run_script", "stop_scripts"]
@@ -231,17 +232,29 @@ class Script:
                         await self._line_shown(found)
                         return
                     if self._reader.done():
-                        raise ScriptExited(
-                            f"{self.name} ended ({_ending(self.returncode)}) "
-                            f"without printing {text!r}; its output:\n"
-                            f"{_indent(self.output)}{_advice(self.output)}"
-                        )
+                        raise ScriptExited(self._ended_without(text))
                     await grown.wait()
         except TimeoutError:
             raise TimeoutError(
                 f"{self.name} didn't print {text!r} within {timeout:g} s; "
                 f"it is still running; its output so far:\n{_indent(self.output)}"
             ) from None
+
+    def _ended_without(self, text: str) -> str:
+        """Why the script ended before printing ``text``, and what to do.
+
+        A port already in use gets one short message that names what holds
+        it; the traceback is not repeated when it already shows under the cell.
+        """
+        ended = (
+            f"{self.name} ended ({_ending(self.returncode)}) without printing {text!r}"
+        )
+        taken = _port_in_use(self.output)
+        if taken is None:
+            return f"{ended}; its output:\n{_indent(self.output)}"
+        # Its output shows under the cell as it comes, unless quiet.
+        output = f"\nits output:\n{_indent(self.output)}" if self.quiet else ""
+        return f"{ended}: {taken}{output}"
 
     async def wait(self, *, timeout: float = 10) -> int:
         """Wait until the script ends by itself; return its exit status.
@@ -358,15 +371,40 @@ def _ending(code: int | None) -> str:
     return f"exited with code {code}"
 
 
-def _advice(output: str) -> str:
-    """What to do about an error a script printed, when it's a common one."""
-    if "address already in use" in output.lower():
+# "…bind on address ('127.0.0.1', 7890): address already in use" (asyncio),
+# "[Errno 98] Address already in use" (socket), "[WinError 10048] …".
+_IN_USE = re.compile(
+    r"address already in use|only one usage of each socket address", re.I
+)
+_BOUND_PORT = re.compile(r"\(\s*'[^']*',\s*(\d+)")
+
+
+def _port_in_use(output: str) -> str | None:
+    """Say which port is taken and by whom, when the script failed to bind one."""
+    line = next((line for line in output.splitlines() if _IN_USE.search(line)), None)
+    if line is None:
+        return None
+    found = _BOUND_PORT.search(line)
+    if found is None:
         return (
-            "fix: another server holds that port; stop it first (a notebook "
-            "server: await server.stop(), or await wsteach.stop_all()), or use "
-            "another port\n"
+            "its port is already in use\n"
+            "fix: stop the server that holds it (a notebook's: await server.stop(), "
+            "or await wsteach.stop_all(), in that notebook), or use another port"
         )
-    return ""
+    port = int(found[1])
+    other = registry.holder(port)
+    if registry.holds(port):
+        who = "a wsteach server of this notebook"
+    elif other is not None:
+        who = f"a wsteach server in {other.where}"
+    else:
+        who = "another program"
+    return (
+        f"port {port} is already in use by {who}\n"
+        "fix: stop it (a notebook's: await server.stop(), or await "
+        "wsteach.stop_all(), in the notebook that started it), or use another "
+        f"port, such as {port + 1}"
+    )
 
 
 def _indent(text: str) -> str:
