@@ -335,7 +335,7 @@ def test_zero_turns_each_limit_off_and_huge_in_range_values_pass() -> None:
 
 async def test_echo_without_rate_limit_is_the_plain_echo() -> None:
     """With --rate 0 the echo server is the reference echo handler itself."""
-    from wsteach.servers import echo
+    from wsteach.handlers import echo
 
     args = cli.parse_args(["serve", "echo", "--rate", "0"])
     async with cli.handler_for(args, cli.limits_from(args)) as handler:

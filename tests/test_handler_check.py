@@ -6,7 +6,7 @@ import functools
 
 import pytest
 
-from wsteach._handlers import check_handler, handler_name
+from wsteach.handler_check import check_handler, handler_name
 
 
 async def good(websocket):

@@ -278,7 +278,7 @@ def jupyter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jupyter]:
     root_dir, runtime_dir = home / "root", home / "runtime"
     root_dir.mkdir()
     port, token = free_port(), secrets.token_hex(16)
-    # Measured: its kernels run the branch of notebook.py that names another
+    # Measured: its kernels run the branch of server.py that names another
     # kernel's notebook, which no single process can reach.
     env = measured(
         {

@@ -9,7 +9,7 @@ them. It listens on localhost unless ``--host`` says otherwise; then it prints
 the addresses students can really use and the limits in force.
 
 This module only turns flags into :class:`~wsteach.limits.Limits` and options,
-and runs a handler from :mod:`wsteach.servers` on :func:`wsteach.listening.listen`
+and runs a handler from :mod:`wsteach.handlers` on :func:`wsteach.listening.listen`
 (websockets' own :func:`~websockets.asyncio.server.serve`). Each group of flags has its own
 ``add_*_flags`` function, so a new group is one more function.
 
@@ -41,9 +41,9 @@ from typing import Any, NoReturn
 from websockets.asyncio.server import Server
 
 from .classboard import ClassRoom
+from .handlers import Handler, Room, announce, classroom_echo
 from .limits import Limits
 from .listening import listen
-from .servers import Handler, Room, announce, classroom_echo
 
 __all__ = ["main"]
 
@@ -308,7 +308,7 @@ def serve_options(
 async def handler_for(
     args: argparse.Namespace, limits: Limits, classroom: ClassRoom | None = None
 ) -> AsyncIterator[Handler]:
-    """Provide the handler the command line asks for, from :mod:`wsteach.servers`.
+    """Provide the handler the command line asks for, from :mod:`wsteach.handlers`.
 
     ``classroom``, for ``serve class``, provides its own handler.
 

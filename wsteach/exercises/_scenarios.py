@@ -36,9 +36,10 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.protocol import State
 
-from ..clients import TIMEOUT_FACTOR, Client
+from ..clients import Client
 from ..internals import close_frames, handler_tasks, transport
 from ..processes import forget_group, own_group, signal_group, watch_group
+from ..timeouts import TIMEOUT_FACTOR
 from ..trace import NAME_HEADER
 from ._core import (
     FAILED,

@@ -31,8 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..clients import TIMEOUT_FACTOR, connect
+from ..clients import connect
 from ..processes import forget_group, own_group, signal_group, watch_group
+from ..timeouts import TIMEOUT_FACTOR
 from ._core import (
     FAILED,
     NOT_ATTEMPTED,

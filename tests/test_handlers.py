@@ -1,4 +1,4 @@
-"""wsteach.servers: echo and Room, with real clients on a real server."""
+"""wsteach.handlers: echo and Room, with real clients on a real server."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from rawws import Raw, request
 from websockets.asyncio.server import ServerConnection
 
 import wsteach
-from wsteach.clients import client_name
+from wsteach.handlers import Room, announce, classroom_echo, echo, how_closed
 from wsteach.internals import transport
 from wsteach.limits import NO_LIMITS, Limits
-from wsteach.servers import Room, announce, classroom_echo, echo, how_closed
+from wsteach.names import client_name
 
 
 async def test_echo_sends_text_and_binary_back() -> None:

@@ -14,7 +14,7 @@ from websockets.asyncio.server import serve as ws_serve
 
 import wsteach
 from wsteach.internals import handler_tasks
-from wsteach.notebook import Running
+from wsteach.server import Running
 
 
 async def pong(websocket):
