@@ -11,6 +11,7 @@ from websockets.exceptions import ConnectionClosedOK, InvalidStatus
 
 import wsteach
 from wsteach.clients import _errnos, nothing_listening
+from wsteach.listening import free_port
 from wsteach.names import NAME_HEADER
 
 
@@ -88,9 +89,7 @@ async def test_name_travels_in_header():
 
 async def test_connection_refused_says_what_to_do():
     """Connecting where nothing listens says to start the server first."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     for host in ("localhost", "127.0.0.1"):
         url = f"ws://{host}:{port}"
         with pytest.raises(ConnectionRefusedError) as info:

@@ -331,7 +331,7 @@ HOMES = {
     "wsteach.names": ("NAME_HEADER", "encode_name", "client_name"),
     "wsteach.timeouts": ("TIMEOUT_FACTOR", "timeout_factor"),
     "wsteach.clients": ("Client", "connect", "crowd"),
-    "wsteach.listening": ("listen",),
+    "wsteach.listening": ("listen", "free_port", "free_ports"),
     "wsteach.processes": ("own_group", "signal_group"),
 }
 
@@ -364,6 +364,40 @@ def test_each_job_has_one_home_named_for_it():
     }
     assert homes == {job: [module] for module, jobs in HOMES.items() for job in jobs}
     assert "wsteach.notebook" not in trees  # A notebook is what students write.
+
+
+def _port_zero_binds(tree: ast.Module) -> list[int]:
+    """Lines that bind port 0 (``x.bind((host, 0))``): finding a free port."""
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "bind"
+        and node.args
+        and isinstance(node.args[0], ast.Tuple)
+        and len(node.args[0].elts) == 2
+        and isinstance(node.args[0].elts[1], ast.Constant)
+        and node.args[0].elts[1].value == 0
+    ]
+
+
+def test_one_free_port_helper():
+    """Only wsteach.listening binds port 0 to find a free port; no test defines its own."""
+    offenders = {
+        name: lines
+        for name, tree in _modules().items()
+        if name != "wsteach.listening" and (lines := _port_zero_binds(tree))
+    }
+    assert offenders == {}
+    copies = [
+        f"{path.relative_to(ROOT).as_posix()}: {node.name}"
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.name.lstrip("_") in ("free_port", "free_ports")
+    ]
+    assert copies == []
 
 
 def test_tests_mirror_modules():

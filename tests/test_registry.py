@@ -35,14 +35,8 @@ from websockets.asyncio.client import connect as ws_connect
 
 import wsteach
 from wsteach import registry
+from wsteach.listening import free_port
 from wsteach.registry import Record
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def pong(websocket):

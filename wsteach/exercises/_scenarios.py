@@ -24,7 +24,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -38,9 +37,10 @@ from websockets.protocol import State
 
 from ..clients import Client
 from ..internals import close_frames, handler_tasks, transport
+from ..listening import free_port
+from ..names import NAME_HEADER
 from ..processes import forget_group, own_group, signal_group, watch_group
 from ..timeouts import TIMEOUT_FACTOR
-from ..trace import NAME_HEADER
 from ._core import (
     FAILED,
     NOT_ATTEMPTED,
@@ -264,12 +264,6 @@ def still_connected(client: Client, why: str = "") -> None:
 _STUB = re.compile(r"^\s*(#.*)?$|^\s*\.\.\.\s*$")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @dataclass
 class ScriptRun:
     """A script under test, running: its port and what it printed so far."""
@@ -370,7 +364,7 @@ class ScriptExercise(Checked):
         if all(_STUB.match(line) for line in text.splitlines()):
             detail = f"write {script.name} in its %%writefile cell, then run both cells"
             return [Result(name, NOT_ATTEMPTED, detail) for name in names]
-        port = _free_port()
+        port = free_port()
         with tempfile.TemporaryDirectory() as folder:
             copy = Path(folder) / script.name
             copy.write_text(text.replace("7890", str(port)), encoding="utf-8")
