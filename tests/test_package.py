@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 import tomllib
@@ -450,3 +451,24 @@ def test_tests_read_the_timeout_factor_in_one_place():
             ):
                 readers.append(path.relative_to(ROOT).as_posix())
     assert readers == []
+
+
+PRAGMA = re.compile(r"#\s*pragma:\s*no (cover|branch)(?P<why>\s*-\s*\S.*)?$")
+# The lessons' branch owns these exercise lines (their checks and messages);
+# their reasons go in with it. Every other pragma says why.
+PRAGMAS_WITHOUT_REASON = {
+    "wsteach/exercises/beyond_one_process.py": 1,
+    "wsteach/exercises/broadcast.py": 4,
+}
+
+
+def test_every_pragma_says_why():
+    """Each ``# pragma: no cover`` or ``no branch`` in wsteach is followed by ``- <why>``."""
+    silent: dict[str, int] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for line in path.read_text().splitlines():
+            found = PRAGMA.search(line)
+            if found and not found["why"]:
+                name = path.relative_to(ROOT).as_posix()
+                silent[name] = silent.get(name, 0) + 1
+    assert silent == PRAGMAS_WITHOUT_REASON
