@@ -98,3 +98,15 @@ def test_handler_name():
     assert handler_name(good) == "good"
     assert handler_name(functools.partial(good)) == "good"
     assert handler_name(AsyncCallable()) == "AsyncCallable"
+
+
+def test_a_handler_whose_signature_cant_be_read_is_served() -> None:
+    """An async callable without a readable signature passes: websockets calls it as it is."""
+
+    class Odd:
+        __signature__ = "not a signature"  # inspect.signature raises TypeError.
+
+        async def __call__(self, websocket):
+            pass
+
+    assert check_handler(Odd()) is None
