@@ -26,6 +26,11 @@ TEST_WORKERS ?= 3
 # make test; the other Pythons' runs (test-pythons, test-latest) leave it out.
 COVERAGE := 100
 COV_ARGS ?= --cov=wsteach --cov-report=term --cov-fail-under=$(COVERAGE)
+# Coverage's sys.monitoring core (PEP 669) where it measures branches: Python
+# 3.14 and later (coverage 7.18; on 3.12 and 3.13 it would warn and fall back
+# to the default tracer, which is what runs on 3.11). A `no branch` pragma for
+# a line CPython 3.11's tracer misses says so; on sysmon it isn't needed.
+SYSMON = $(shell $(BIN)/python -c 'import sys; print("COVERAGE_CORE=sysmon" if sys.version_info >= (3, 14) else "")' 2>/dev/null)
 # make test-latest collects each stage's failures here (tools/test_latest.py),
 # and passes pytest more arguments.
 JUNIT ?=
@@ -33,7 +38,7 @@ PYTEST_ARGS ?=
 # The browser for the browser tests: found, or Playwright's downloaded.
 FIND_BROWSER := $(BIN)/python tools/find_browser.py --install --log $(VENV)/playwright-install.log
 
-.PHONY: lab test test-setup lint unit browser-test binder-venv binder-test lock test-latest test-pythons notebooks-test notebooks bench autobahn clean
+.PHONY: lab test test-setup lint unit coverage-per-module browser-test binder-venv binder-test lock test-latest test-pythons notebooks-test notebooks bench autobahn clean
 
 $(BIN)/python:
 	@$(PYTHON) tools/check_python.py
@@ -87,8 +92,17 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff format --check .
 
 unit: $(TEST_STAMP)
-	@browser="$$($(FIND_BROWSER))" && set -x && CHROMIUM="$$browser" \
+	@browser="$$($(FIND_BROWSER))" && set -x && CHROMIUM="$$browser" $(SYSMON) \
 		$(PYTEST) -n $(TEST_WORKERS) --dist loadfile $(DURATIONS) $(COV_ARGS) $(if $(JUNIT),--junitxml=$(JUNIT)/$@.xml) $(PYTEST_ARGS) tests
+
+## make coverage-per-module: the unit tests once more, each line recorded with the
+## test that ran it, then each module's coverage by its own tests
+## (tools/coverage_per_module.py, as websockets' tests/maxi_cov.py)
+# Not part of `make test`: it is a second run of the unit tests (about 2.5
+# minutes), and coverage's dynamic contexts slow it further.
+coverage-per-module: $(TEST_STAMP)
+	$(MAKE) --no-print-directory unit COV_ARGS="--cov=wsteach --cov-context=test --cov-report="
+	$(BIN)/python tools/coverage_per_module.py
 
 NBVAL := --nbval-cell-timeout=60 -p no:cacheprovider -o testpaths=notebooks
 

@@ -45,10 +45,10 @@ from utils import FACTOR
 
 import wsteach
 from wsteach.clients import Client
+from wsteach.handlers import Room, classroom_echo
 from wsteach.internals import handler_tasks
 from wsteach.limits import Limits
-from wsteach.notebook import Running
-from wsteach.servers import Room, classroom_echo
+from wsteach.server import Running
 
 SERVED_WITHIN = 0.1 * FACTOR  # seconds: a well-behaved client's round trip
 MAX_CLIENTS = 30

@@ -90,6 +90,16 @@ def test_readme_badge_opens_the_start_notebook_in_jupyterlab() -> None:
     assert badge[1].endswith("?urlpath=lab/tree/notebooks/00-start-here.ipynb")
 
 
+def test_readme_has_one_binder_badge_the_one_contributing_describes() -> None:
+    """One Binder badge, whose address is the one docs/contributing.md tells a fork to change."""
+    readme = (ROOT / "README.md").read_text()
+    badges = re.findall(r"\]\((https://mybinder\.org/v2/gh/[^)\s]+)\)", readme)
+    assert len(badges) == 1, badges
+    contributing = (ROOT / "docs" / "contributing.md").read_text()
+    assert f"`{badges[0]}`" in contributing
+    assert "OWNER" in badges[0]  # The placeholder that contributing explains.
+
+
 def load_binder_python() -> ModuleType:
     """``tools/binder_python.py``, imported from its file."""
     return load_tool("binder_python")

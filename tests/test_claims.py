@@ -29,14 +29,10 @@ from websockets.asyncio.server import broadcast, serve
 from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK
 from websockets.protocol import State
 
+from wsteach.listening import free_port
+
 NOTEBOOK_07 = ROOT / "notebooks" / "solutions" / "07-from-the-video-to-today.ipynb"
 NOTEBOOK_05 = ROOT / "notebooks" / "solutions" / "05-broadcast-under-load.ipynb"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def writefile_cells(notebook: Path) -> dict[str, str]:

@@ -335,7 +335,7 @@ def test_zero_turns_each_limit_off_and_huge_in_range_values_pass() -> None:
 
 async def test_echo_without_rate_limit_is_the_plain_echo() -> None:
     """With --rate 0 the echo server is the reference echo handler itself."""
-    from wsteach.servers import echo
+    from wsteach.handlers import echo
 
     args = cli.parse_args(["serve", "echo", "--rate", "0"])
     async with cli.handler_for(args, cli.limits_from(args)) as handler:
@@ -484,14 +484,39 @@ async def test_any_ipv6_host_announces_addresses_that_work() -> None:
         assert await server.stop() == 0
 
 
+def lan(family: socket.AddressFamily) -> str:
+    """A stand-in for cli.lan_address: this machine's LAN address, with no route needed."""
+    return "192.0.2.7" if family is socket.AF_INET else "2001:db8::7"
+
+
+def test_lan_address_is_the_interface_towards_the_target() -> None:
+    """lan_address names the interface that would carry traffic to the target."""
+    assert cli.lan_address(target=("127.0.0.2", 9)) == "127.0.0.1"
+
+
+def test_lan_address_without_a_route_is_none() -> None:
+    """Where the system can't reach the target, there's no address to give."""
+    assert cli.lan_address(target=("::1", 9)) is None  # No IPv4 way to an IPv6 host.
+
+
 def test_students_addresses_of_ipv4_and_ipv6_only_sockets() -> None:
     """An IPv6-only socket announces no IPv4 address; an IPv4 one no IPv6 one."""
     v6 = socket.create_server(("::", 0), family=socket.AF_INET6)
     v4 = socket.create_server(("0.0.0.0", 0))
     with v6, v4:
-        v6_hosts = cli.students_addresses([v6])
-        assert all(host.startswith("[") for host in v6_hosts), v6_hosts
-        assert cli.students_addresses([v4]) == [cli.lan_address()]
+        assert cli.students_addresses([v6], lan=lan) == ["[2001:db8::7]"]
+        assert cli.students_addresses([v4], lan=lan) == ["192.0.2.7"]
+
+
+def test_students_addresses_of_a_dual_stack_socket_and_no_network() -> None:
+    """A dual-stack "any" socket announces IPv4 first, then IPv6; no network, nothing."""
+    dual = socket.create_server(
+        ("::", 0), family=socket.AF_INET6, dualstack_ipv6=socket.has_dualstack_ipv6()
+    )
+    with dual:
+        both = ["192.0.2.7"] * socket.has_dualstack_ipv6() + ["[2001:db8::7]"]
+        assert cli.students_addresses([dual], lan=lan) == both
+        assert cli.students_addresses([dual], lan=lambda family: None) == []
 
 
 async def test_ctrl_c_stops_cleanly_without_loop_signal_handlers(
@@ -709,8 +734,8 @@ def test_students_addresses_skip_loopback_and_repeats() -> None:
     local6 = socket.create_server(("::1", 0), family=socket.AF_INET6)
     loop4 = socket.create_server(("127.0.0.2", 0))
     with v4, local6, loop4:
-        assert cli.students_addresses([v4, v4]) == [cli.lan_address()]
-        assert cli.students_addresses([local6, loop4]) == []
+        assert cli.students_addresses([v4, v4], lan=lan) == ["192.0.2.7"]
+        assert cli.students_addresses([local6, loop4], lan=lan) == []
 
 
 async def test_loopback_host_says_only_this_machine_can_connect() -> None:

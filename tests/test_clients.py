@@ -5,25 +5,14 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
-import unicodedata
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosedOK, InvalidStatus
-from websockets.http11 import Request
 
 import wsteach
-from wsteach.clients import (
-    _BIDI,
-    NAME_HEADER,
-    _errnos,
-    client_name,
-    encode_name,
-    nothing_listening,
-    timeout_factor,
-)
+from wsteach.clients import _errnos, nothing_listening
+from wsteach.listening import free_port
+from wsteach.names import NAME_HEADER
 
 
 async def test_received_keeps_everything_in_order():
@@ -100,9 +89,7 @@ async def test_name_travels_in_header():
 
 async def test_connection_refused_says_what_to_do():
     """Connecting where nothing listens says to start the server first."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     for host in ("localhost", "127.0.0.1"):
         url = f"ws://{host}:{port}"
         with pytest.raises(ConnectionRefusedError) as info:
@@ -152,90 +139,6 @@ async def test_wait_closed_timeout():
         with pytest.raises(TimeoutError, match=r"dave waited 0\.05 s for the server"):
             await dave.wait_closed(timeout=0.05)
     assert dave.close_reason == ""
-
-
-async def test_any_name_travels_encoded_and_shows_as_typed():
-    """A non-Latin-1 name connects, travels percent-encoded, and shows as typed."""
-    seen = []
-
-    async def record(websocket):
-        seen.append(
-            (websocket.request.headers[NAME_HEADER], client_name(websocket.request))
-        )
-        await websocket.wait_closed()
-
-    server = await wsteach.start(record, port=0)
-    names = ["Łukasz", "Zoë 😀", "100% alice", "李"]
-    async with wsteach.crowd(server.url, *names) as clients:
-        assert [c.name for c in clients] == names
-    assert seen == [
-        ("%C5%81ukasz", "Łukasz"),
-        ("Zo%C3%AB %F0%9F%98%80", "Zoë 😀"),
-        ("100%25 alice", "100% alice"),
-        ("%E6%9D%8E", "李"),
-    ]
-    assert server.trace.participants == [*names, "server"]
-
-
-def named(*values: str) -> Request:
-    """A handshake request with one X-Wsteach-Name header per value."""
-    return Request("/", Headers([(NAME_HEADER, value) for value in values]))
-
-
-@pytest.mark.parametrize(
-    ("values", "expected"),
-    [
-        ((), None),
-        (("alice", "bob"), None),  # Which one? Neither.
-        (("",), None),
-        (("  %20 ",), None),
-        (("alice",), "alice"),
-        (("%C5%81ukasz",), "Łukasz"),
-        # Raw UTF-8 bytes from another client, read by websockets as ISO-8859-1.
-        (("Łukasz".encode().decode("latin-1"),), "Łukasz"),
-        (("caf\xe9",), "café"),  # ISO-8859-1 bytes that aren't UTF-8
-        (("%FF%FE",), "%FF%FE"),  # escapes that aren't UTF-8: as they came
-        (("a%0Ab%1B[31m",), "a\ufffdb\ufffd[31m"),
-        (("%E2%80%AEevil",), "\ufffdevil"),  # right-to-left override
-        (("x" * 100,), "x" * 39 + "…"),
-    ],
-)
-def test_client_name_reads_any_header_cleanly(values, expected):
-    """client_name decodes a name, and gives None for a missing, repeated or empty one."""
-    assert client_name(named(*values)) == expected
-
-
-def test_client_name_without_a_request():
-    """A connection whose handshake never completed has no name."""
-    assert client_name(None) is None
-
-
-@settings(deadline=None)  # A busy shared machine must not fail a case.
-@given(st.text())
-def test_encoded_names_round_trip(name):
-    """Any name encodes to a valid header value and decodes to what was typed."""
-    value = encode_name(name)
-    assert all(" " <= char <= "~" for char in value)
-    cleaned = "".join(
-        "\ufffd" if unicodedata.category(c) in ("Cc", "Cs") or c in _BIDI else c
-        for c in name
-    ).strip()
-    expected = cleaned[:39] + "…" if len(cleaned) > 40 else cleaned
-    assert client_name(named(value)) == (expected or None)
-
-
-# What websockets' parser lets through in a header value, read as ISO-8859-1.
-HEADER_CHARS = st.sampled_from(
-    [chr(c) for c in (9, *range(0x20, 0x7F), *range(0x80, 0x100))]
-)
-
-
-@settings(deadline=None)  # A busy shared machine must not fail a case.
-@given(st.text(alphabet=HEADER_CHARS))
-def test_client_name_never_raises(value):
-    """Whatever header value a client sends, client_name returns a name or None."""
-    result = client_name(named(value))
-    assert result is None or 0 < len(result) <= 40
 
 
 def test_nothing_listening_is_decided_by_errno():
@@ -314,40 +217,3 @@ async def test_crowd_closes_the_clients_it_opened_when_one_fails():
     assert info.value.response.status_code == 403
     await asyncio.wait_for(ended.wait(), 5)
     assert names == ["alice"]
-
-
-@pytest.mark.parametrize(
-    ("text", "factor"), [(None, 1.0), ("", 1.0), (" ", 1.0), ("2", 2.0), ("0.5", 0.5)]
-)
-def test_timeout_factor_reads_a_number(text, factor):
-    """WSTEACH_TIMEOUT_FACTOR unset or empty is 1; a positive number is itself."""
-    assert timeout_factor(text) == factor
-
-
-@pytest.mark.parametrize("text", ["slow", "0", "-1", "inf", "nan"])
-def test_bad_timeout_factor_warns_and_is_one(text):
-    """A value that isn't a number above 0 warns in one line and counts as 1."""
-    with pytest.warns(RuntimeWarning) as caught:
-        assert timeout_factor(text) == 1.0
-    assert [str(w.message) for w in caught] == [
-        f"WSTEACH_TIMEOUT_FACTOR must be a number above 0, such as 2, got {text!r}: "
-        "using 1"
-    ]
-
-
-def test_bad_timeout_factor_does_not_break_import():
-    """import wsteach with WSTEACH_TIMEOUT_FACTOR=slow works, warns once, uses 1."""
-    import os
-    import subprocess
-    import sys
-
-    code = "import wsteach, wsteach.exercises, wsteach.clients as c; print(c.TIMEOUT_FACTOR)"
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**os.environ, "WSTEACH_TIMEOUT_FACTOR": "slow"},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert (done.returncode, done.stdout) == (0, "1.0\n")
-    assert done.stderr.count("WSTEACH_TIMEOUT_FACTOR must be a number above 0") == 1

@@ -21,7 +21,6 @@ import importlib.util
 import os
 import re
 import shutil
-import socket
 import ssl
 import sys
 import textwrap
@@ -40,6 +39,8 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 from websockets.datastructures import Headers
 from websockets.http11 import Response
+
+from wsteach.listening import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "learners" / "common-problems.md"
@@ -126,13 +127,6 @@ def normalize(output: str, *ports: int) -> str:
 def shown(exc: BaseException) -> str:
     """The last line of a traceback as IPython prints it: ``Name: message``."""
     return f"{type(exc).__name__}: {exc}"
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -245,12 +239,7 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 
 import wsteach
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from wsteach.listening import free_port
 """
 
 

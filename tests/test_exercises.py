@@ -43,6 +43,7 @@ from wsteach.exercises import (
     is_stub,
 )
 from wsteach.exercises._core import FAILED, NOT_ATTEMPTED, PASSED, _has_loop
+from wsteach.listening import free_port as _free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "notebooks" / "solutions"
@@ -1045,14 +1046,6 @@ async def test_serving_step():
     assert await _statuses(serving, {"PORT": 7890}) == [NOT_ATTEMPTED] * 3
     forgot = await serving.results({"server": wsteach.start(wsteach.echo, port=0)})
     assert "(did you forget await?)" in forgot[0].detail
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def test_script_step(tmp_path, monkeypatch, capsys):

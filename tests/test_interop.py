@@ -22,7 +22,7 @@ from serverproc import ServerProcess
 from utils import MS
 
 import wsteach
-from wsteach.clients import NAME_HEADER
+from wsteach.names import NAME_HEADER
 
 ROOT = Path(__file__).resolve().parents[1]
 WAIT = 10_000 * MS

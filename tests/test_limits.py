@@ -15,6 +15,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import InvalidStatus
 
 import wsteach
+from wsteach.handlers import Room, echo
 from wsteach.internals import close_frames, transport
 from wsteach.limits import (
     NO_LIMITS,
@@ -26,7 +27,6 @@ from wsteach.limits import (
     size,
     unread_bytes,
 )
-from wsteach.servers import Room, echo
 
 
 def test_rate_limit_allows_a_burst_then_the_rate() -> None:

@@ -117,3 +117,32 @@ def test_without_dual_stack_every_interface_is_one_family(
         assert sock.family == family
         if v6only is not None:
             assert sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == v6only
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_free_ports_differ_and_can_be_bound(host) -> None:
+    """free_ports gives different ports, each of which a server can bind next."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        ports = listening.free_ports(3, host)
+    except OSError as exc:  # A container without IPv6 has no ::1.
+        pytest.skip(f"no {host} here: {exc}")
+    assert len(set(ports)) == 3
+    for port in [*ports, listening.free_port(host)]:
+        with socket.socket(family) as sock:
+            sock.bind((host, port))
+
+
+def test_free_ports_closes_what_it_opened_when_a_bind_fails(monkeypatch) -> None:
+    """A host that can't be bound raises its OSError and leaves no socket open."""
+    opened: list[socket.socket] = []
+    real = socket.socket
+
+    def recording(*args):
+        opened.append(real(*args))
+        return opened[-1]
+
+    monkeypatch.setattr(listening.socket, "socket", recording)
+    with pytest.raises(OSError):
+        listening.free_ports(2, "192.0.2.1")  # TEST-NET-1: never this machine's.
+    assert opened and all(sock.fileno() == -1 for sock in opened)

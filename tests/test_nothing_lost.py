@@ -19,11 +19,11 @@ from rawws import Raw, request
 
 import wsteach
 from wsteach.clients import Client
+from wsteach.handlers import Room
 from wsteach.limits import Limits
-from wsteach.servers import Room
 
 # A stress test, not a coverage one: the Room's lines are covered by its own
-# tests (tests/test_servers.py), and tracing 80,000 deliveries twice costs
+# tests (tests/test_handlers.py), and tracing 80,000 deliveries twice costs
 # about 7 s of a 2-core machine's time (pytest-cov's marker).
 pytestmark = pytest.mark.no_cover
 

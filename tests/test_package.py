@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 import tomllib
@@ -62,7 +63,7 @@ KERNEL = ("IPython", "ipykernel", "jupyter_client", "jupyter_core", "jupyter_ser
 # hooks, the Jupyter runtime folder). Everything else is the core.
 KERNEL_FACING = (
     "wsteach.exercises",
-    "wsteach.notebook",
+    "wsteach.server",
     "wsteach.scripts",
     "wsteach.web",
     "wsteach.registry",
@@ -263,16 +264,16 @@ def test_exercises_import_no_private_name_of_the_core():
 def test_the_private_import_rule_finds_each_form():
     """``from .._x import y``, ``from ..x import _y`` and ``import wsteach._x`` are private; _core is not."""
     tree = ast.parse(
-        "from .._handlers import check_handler\n"
+        "from .._checks import check_handler\n"
         "from ..waves import _ms, HOST\n"
-        "import wsteach._handlers\n"
+        "import wsteach._checks\n"
         "from ._core import Exercise, _hint\n"
         "from ..clients import connect\n"
     )
     assert _private_imports("wsteach.exercises.demo", tree) == [
-        "wsteach._handlers",
-        "wsteach._handlers",
-        "wsteach._handlers.check_handler",
+        "wsteach._checks",
+        "wsteach._checks",
+        "wsteach._checks.check_handler",
         "wsteach.waves._ms",
     ]
 
@@ -321,6 +322,83 @@ def test_waves_knows_no_other_module_of_wsteach():
     }
     internals = _imports("wsteach.internals", trees["wsteach.internals"])
     assert sorted(m for m in internals if _is(m, ("wsteach",))) == []
+
+
+# Where a newcomer looks for each job, and finds it: (module, names it defines).
+HOMES = {
+    "wsteach.server": ("start", "Running", "stop_all", "running_servers"),
+    "wsteach.handlers": ("echo", "Room", "classroom_echo", "announce"),
+    "wsteach.handler_check": ("check_handler", "handler_name"),
+    "wsteach.names": ("NAME_HEADER", "encode_name", "client_name"),
+    "wsteach.timeouts": ("TIMEOUT_FACTOR", "timeout_factor"),
+    "wsteach.clients": ("Client", "connect", "crowd"),
+    "wsteach.listening": ("listen", "free_port", "free_ports"),
+    "wsteach.processes": ("own_group", "signal_group"),
+}
+
+
+def _defined(tree: ast.Module) -> set[str]:
+    """The names a module defines at its top level (functions, classes, assignments)."""
+    found = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            found.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            found |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return found
+
+
+def test_each_job_has_one_home_named_for_it():
+    """start lives in server, handlers in handlers, the name codec in names, the timeout factor in timeouts: defined there and nowhere else."""
+    trees = _modules()
+    # The exercises name their exercises after what the student writes (echo…).
+    defined = {
+        name: _defined(tree)
+        for name, tree in trees.items()
+        if not _is(name, ("wsteach.exercises",))
+    }
+    homes = {
+        job: sorted(module for module, names in defined.items() if job in names)
+        for jobs in HOMES.values()
+        for job in jobs
+    }
+    assert homes == {job: [module] for module, jobs in HOMES.items() for job in jobs}
+    assert "wsteach.notebook" not in trees  # A notebook is what students write.
+
+
+def _port_zero_binds(tree: ast.Module) -> list[int]:
+    """Lines that bind port 0 (``x.bind((host, 0))``): finding a free port."""
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "bind"
+        and node.args
+        and isinstance(node.args[0], ast.Tuple)
+        and len(node.args[0].elts) == 2
+        and isinstance(node.args[0].elts[1], ast.Constant)
+        and node.args[0].elts[1].value == 0
+    ]
+
+
+def test_one_free_port_helper():
+    """Only wsteach.listening binds port 0 to find a free port; no test defines its own."""
+    offenders = {
+        name: lines
+        for name, tree in _modules().items()
+        if name != "wsteach.listening" and (lines := _port_zero_binds(tree))
+    }
+    assert offenders == {}
+    copies = [
+        f"{path.relative_to(ROOT).as_posix()}: {node.name}"
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.name.lstrip("_") in ("free_port", "free_ports")
+    ]
+    assert copies == []
 
 
 def test_tests_mirror_modules():
@@ -373,3 +451,24 @@ def test_tests_read_the_timeout_factor_in_one_place():
             ):
                 readers.append(path.relative_to(ROOT).as_posix())
     assert readers == []
+
+
+PRAGMA = re.compile(r"#\s*pragma:\s*no (cover|branch)(?P<why>\s*-\s*\S.*)?$")
+# The lessons' branch owns these exercise lines (their checks and messages);
+# their reasons go in with it. Every other pragma says why.
+PRAGMAS_WITHOUT_REASON = {
+    "wsteach/exercises/beyond_one_process.py": 1,
+    "wsteach/exercises/broadcast.py": 4,
+}
+
+
+def test_every_pragma_says_why():
+    """Each ``# pragma: no cover`` or ``no branch`` in wsteach is followed by ``- <why>``."""
+    silent: dict[str, int] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for line in path.read_text().splitlines():
+            found = PRAGMA.search(line)
+            if found and not found["why"]:
+                name = path.relative_to(ROOT).as_posix()
+                silent[name] = silent.get(name, 0) + 1
+    assert silent == PRAGMAS_WITHOUT_REASON

@@ -208,3 +208,37 @@ def test_a_name_lookup_inside_fails_at_once(tmp_path):
     if private_network.namespace_problem() is None:
         assert float(seconds) < 2, "the lookup waited for a DNS server"
     # Without a namespace the lookup is this machine's own, as fast as its DNS.
+
+
+def fake_unshare(folder: Path, status: int) -> str:
+    """A PATH whose ``unshare`` prints what a refusing one prints and exits ``status``."""
+    script = folder / "unshare"
+    script.write_text(
+        "#!/bin/sh\necho 'unshare: unshare failed: Operation not permitted' >&2\n"
+        f"exit {status}\n"
+    )
+    script.chmod(0o755)
+    return f"{folder}{os.pathsep}{os.environ['PATH']}"
+
+
+def test_the_mapped_root_is_said_when_no_user_comes_back(tmp_path, monkeypatch):
+    """Where a nested user namespace is refused, the command stays the mapped root, and a line says so."""
+    monkeypatch.setenv("PATH", fake_unshare(tmp_path, 1))
+    uid = os.geteuid() + 1  # Someone else: as --map-root-user leaves the command.
+    back, problem = private_network.own_user(uid, 1000)
+    assert back == []
+    assert problem == (
+        f"private network: the command runs as root mapped from user {uid}, not as "
+        f"user {uid} (unshare --user --map-user={uid} --map-group=1000: unshare: "
+        "unshare failed: Operation not permitted); what it writes still belongs "
+        "to you outside"
+    )
+
+
+def test_the_own_user_comes_back_where_it_can(tmp_path, monkeypatch):
+    """A nested user namespace that works gives the command its user; the same user needs none."""
+    monkeypatch.setenv("PATH", fake_unshare(tmp_path, 0))
+    uid = os.geteuid()
+    back, problem = private_network.own_user(uid + 1, 1000)
+    assert (back[:2], problem) == (["unshare", "--user"], None)
+    assert private_network.own_user(uid, 1000) == ([], None)

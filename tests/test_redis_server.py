@@ -155,16 +155,18 @@ def test_port_taken_meanwhile_is_retried_then_given_up(
     """A picked port taken before redis-server binds it: another one, at most three."""
     import wsteach.redis_server as redis_server
 
-    real_free_port = redis_server._free_port
+    real_free_port = redis_server.free_port
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))  # Bound, not listening: pings fail at once.
         busy = taken.getsockname()[1]
         ports = iter([busy, real_free_port()])
-        monkeypatch.setattr(redis_server, "_free_port", lambda: next(ports))
+        monkeypatch.setattr(redis_server, "free_port", lambda host: next(ports))
         with RedisServer() as server:
             assert server.port != busy and answers(server)
         tried = []
-        monkeypatch.setattr(redis_server, "_free_port", lambda: tried.append(1) or busy)
+        monkeypatch.setattr(
+            redis_server, "free_port", lambda host: tried.append(1) or busy
+        )
         server = RedisServer()
         with pytest.raises(RuntimeError, match=f"did not start on port {busy}"):
             server.start()

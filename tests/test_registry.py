@@ -35,14 +35,8 @@ from websockets.asyncio.client import connect as ws_connect
 
 import wsteach
 from wsteach import registry
+from wsteach.listening import free_port
 from wsteach.registry import Record
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def pong(websocket):
@@ -278,7 +272,7 @@ def jupyter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jupyter]:
     root_dir, runtime_dir = home / "root", home / "runtime"
     root_dir.mkdir()
     port, token = free_port(), secrets.token_hex(16)
-    # Measured: its kernels run the branch of notebook.py that names another
+    # Measured: its kernels run the branch of server.py that names another
     # kernel's notebook, which no single process can reach.
     env = measured(
         {

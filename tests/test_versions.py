@@ -41,3 +41,14 @@ def test_import_on_a_tested_python_says_nothing() -> None:
         check=True,
     )
     assert (result.stdout, result.stderr) == ("", "")
+
+
+def test_an_untested_python_is_said_on_stderr(monkeypatch, capsys) -> None:
+    """say_if_untested prints the untested line on stderr, and nothing on stdout."""
+    monkeypatch.setattr(versions, "tested", lambda: [(3, 9), (3, 10)])
+    versions.say_if_untested()
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(
+        f"wsteach: Python {sys.version_info[0]}.{sys.version_info[1]} "
+    )

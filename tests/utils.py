@@ -7,7 +7,7 @@ is 5 s here and 50 s on a machine ten times slower.
 
 from __future__ import annotations
 
-from wsteach.clients import TIMEOUT_FACTOR
+from wsteach.timeouts import TIMEOUT_FACTOR
 
 __all__ = ["FACTOR", "MS"]
 

@@ -41,6 +41,7 @@ __all__ = [
     "main",
     "nameservers",
     "namespace_problem",
+    "own_user",
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -229,14 +230,38 @@ def inside(command: list[str], uid: int, gid: int) -> None:
             file=sys.stderr,
         )
     os.environ[INSIDE] = "1"
-    if os.geteuid() != uid:
-        # Mapped to root by --map-root-user: a nested user namespace gives the
-        # command its own user id back, so files and tools see the real user.
-        back = ["unshare", "--user", f"--map-user={uid}", f"--map-group={gid}", "--"]
+    back, problem = own_user(uid, gid)
+    if problem is not None:
+        print(problem, file=sys.stderr, flush=True)
+    os.execvp(back[0] if back else command[0], [*back, *command])
+
+
+def own_user(uid: int, gid: int) -> tuple[list[str], str | None]:
+    """The prefix that runs a command as ``uid`` again, and what to say if none does.
+
+    Mapped to root by ``--map-root-user``, the command would run as root inside
+    the namespace: a nested user namespace gives it its own user id back, so
+    files and tools see the real user. Where that nested namespace isn't
+    allowed, the command stays the mapped root, and the line says so (the
+    files it writes still belong to ``uid`` outside).
+    """
+    if os.geteuid() == uid:
+        return [], None
+    back = ["unshare", "--user", f"--map-user={uid}", f"--map-group={gid}", "--"]
+    try:
         works = subprocess.run([*back, "true"], capture_output=True, check=False)
+    except OSError as error:
+        reason = str(error)
+    else:
         if works.returncode == 0:
-            command = [*back, *command]
-    os.execvp(command[0], command)
+            return back, None
+        lines = works.stderr.decode(errors="replace").strip().splitlines()
+        reason = lines[-1] if lines else f"exit status {works.returncode}"
+    return [], (
+        f"private network: the command runs as root mapped from user {uid}, "
+        f"not as user {uid} ({' '.join(back[:4])}: {reason}); "
+        "what it writes still belongs to you outside"
+    )
 
 
 def say(quiet: bool, line: str) -> None:

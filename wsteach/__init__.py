@@ -19,11 +19,11 @@ happened on the wire::
 from __future__ import annotations
 
 from .clients import Client, connect, crowd
+from .handlers import Room, echo
 from .join import join_class, leave_class, lower_hand, raise_hand
 from .limits import Limits
-from .notebook import PortInUseError, Running, running_servers, start, stop_all
 from .scripts import Script, ScriptExited, run_script
-from .servers import Room, echo
+from .server import PortInUseError, Running, running_servers, start, stop_all
 from .trace import Trace
 from .versions import say_if_untested
 

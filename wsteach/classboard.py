@@ -59,9 +59,9 @@ from websockets.exceptions import ConnectionClosedError
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
+from .handlers import Room, _over_rate, _rate_limit
 from .internals import transport
 from .limits import Limits, close_for_limit
-from .servers import Room, _over_rate, _rate_limit
 
 __all__ = [
     "MAX_NOTE",

@@ -9,7 +9,7 @@ them. It listens on localhost unless ``--host`` says otherwise; then it prints
 the addresses students can really use and the limits in force.
 
 This module only turns flags into :class:`~wsteach.limits.Limits` and options,
-and runs a handler from :mod:`wsteach.servers` on :func:`wsteach.listening.listen`
+and runs a handler from :mod:`wsteach.handlers` on :func:`wsteach.listening.listen`
 (websockets' own :func:`~websockets.asyncio.server.serve`). Each group of flags has its own
 ``add_*_flags`` function, so a new group is one more function.
 
@@ -41,9 +41,9 @@ from typing import Any, NoReturn
 from websockets.asyncio.server import Server
 
 from .classboard import ClassRoom
+from .handlers import Handler, Room, announce, classroom_echo
 from .limits import Limits
 from .listening import listen
-from .servers import Handler, Room, announce, classroom_echo
 
 __all__ = ["main"]
 
@@ -308,7 +308,7 @@ def serve_options(
 async def handler_for(
     args: argparse.Namespace, limits: Limits, classroom: ClassRoom | None = None
 ) -> AsyncIterator[Handler]:
-    """Provide the handler the command line asks for, from :mod:`wsteach.servers`.
+    """Provide the handler the command line asks for, from :mod:`wsteach.handlers`.
 
     ``classroom``, for ``serve class``, provides its own handler.
 
@@ -351,37 +351,58 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         )
 
 
-def lan_address(family: socket.AddressFamily = socket.AF_INET) -> str | None:
+# Documentation addresses (RFC 5737, RFC 3849): nothing routes them for real.
+_OUTSIDE = {socket.AF_INET: ("192.0.2.1", 9), socket.AF_INET6: ("2001:db8::1", 9)}
+
+
+def lan_address(
+    family: socket.AddressFamily = socket.AF_INET,
+    *,
+    target: tuple[str, int] | None = None,
+) -> str | None:
     """Guess this machine's address on the local network, for students' URLs.
 
     Connecting a UDP socket sends nothing; it only asks the system which
-    interface would carry traffic out, and that interface's address. None when
-    no interface would (no network, or no IPv6 route).
+    interface would carry traffic to ``target``, and that interface's address.
+    None when no interface would (no network, or no IPv6 route).
+
+    Args:
+        family: :data:`socket.AF_INET` or :data:`socket.AF_INET6`.
+        target: Where traffic would go; by default a documentation address
+            outside this network, so the answer is the way out. Tests pass
+            their own, so that they need no route.
     """
-    target = ("192.0.2.1", 9) if family is socket.AF_INET else ("2001:db8::1", 9)
     with socket.socket(family, socket.SOCK_DGRAM) as probe:
         try:
-            probe.connect(target)  # Documentation addresses: never routed for real.
-        except OSError:  # pragma: no cover - only on a machine with no such route
+            probe.connect(target or _OUTSIDE[family])
+        except OSError:
             return None
         return probe.getsockname()[0]
 
 
-def students_addresses(sockets: Sequence[socket.socket]) -> list[str]:
-    """The hosts other machines can use to reach these listening sockets."""
+def students_addresses(
+    sockets: Sequence[socket.socket],
+    *,
+    lan: Callable[[socket.AddressFamily], str | None] = lan_address,
+) -> list[str]:
+    """The hosts other machines can use to reach these listening sockets.
+
+    ``lan`` answers this machine's address for an "any" socket (``0.0.0.0``,
+    ``::``); :func:`lan_address` by default, a fixed answer in tests.
+    """
     hosts: list[str] = []
     for sock in sockets:
         bound = sock.getsockname()[0]
         if sock.family == socket.AF_INET6:
             dual = not sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
             if bound == "::":
-                found = [lan_address(socket.AF_INET6)]
+                found = [lan(socket.AF_INET6)]
                 if dual:
-                    found.insert(0, lan_address(socket.AF_INET))
+                    found.insert(0, lan(socket.AF_INET))
             else:
                 found = [bound]
         else:
-            found = [lan_address(socket.AF_INET) if bound == ANY_IPV4 else bound]
+            found = [lan(socket.AF_INET) if bound == ANY_IPV4 else bound]
         for host in found:
             if host is None or ipaddress.ip_address(host.split("%")[0]).is_loopback:
                 continue

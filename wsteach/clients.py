@@ -6,22 +6,16 @@ message lands in :attr:`Client.received`, in order, and :meth:`Client.recv`
 hands them out one by one.
 
 The client's name travels in the ``X-Wsteach-Name`` request header, so a
-server's trace can label the connection "alice" instead of "client 1". HTTP
-headers carry only ASCII safely, so the name travels percent-encoded as UTF-8
-(``Łukasz`` is ``%C5%81ukasz``); :func:`client_name` decodes it on the server.
+server's trace can label the connection "alice" instead of "client 1"
+(:mod:`wsteach.names` encodes it, and decodes it on the server).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
-import math
-import os
 import socket
-import unicodedata
 import urllib.parse
-import warnings
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
@@ -29,60 +23,14 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request
 from websockets.typing import Data
 
 from .internals import close_exc
+from .names import NAME_HEADER, encode_name
 from .pending import Pending
+from .timeouts import TIMEOUT_FACTOR
 
-__all__ = [
-    "NAME_HEADER",
-    "TIMEOUT_FACTOR",
-    "Client",
-    "client_name",
-    "connect",
-    "crowd",
-    "encode_name",
-    "timeout_factor",
-]
-
-NAME_HEADER = "X-Wsteach-Name"
-"""Request header in which :func:`connect` sends the client's name."""
-
-NAME_LENGTH = 40
-"""Longest name :func:`client_name` returns; longer ones are cut, with "…"."""
-
-# Printable ASCII travels as it is, so "alice" reads "alice" on the wire too;
-# "%" must be encoded, or a name such as "100%25" would decode to "100%".
-_NAME_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
-
-
-def timeout_factor(text: str | None) -> float:
-    """Read ``WSTEACH_TIMEOUT_FACTOR``'s value: a number above 0, 1 if unset.
-
-    A value that isn't one (``"slow"``, ``0``, ``inf``) warns, in a line that
-    says what is wrong, and counts as 1: a typo in a variable must not stop
-    ``import wsteach``.
-    """
-    if text is None or not text.strip():
-        return 1.0
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        warnings.warn(
-            f"WSTEACH_TIMEOUT_FACTOR must be a number above 0, such as 2, "
-            f"got {text!r}: using 1",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-        return 1.0
-    return value
-
-
-TIMEOUT_FACTOR = timeout_factor(os.environ.get("WSTEACH_TIMEOUT_FACTOR"))
-"""Multiplies default timeouts; set ``WSTEACH_TIMEOUT_FACTOR`` on slow machines."""
+__all__ = ["Client", "connect", "crowd"]
 
 DEFAULT_TIMEOUT = 5.0 * TIMEOUT_FACTOR
 
@@ -214,67 +162,6 @@ class Client:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
-
-
-def encode_name(name: str) -> str:
-    """Return ``name`` as it travels in the ``X-Wsteach-Name`` header.
-
-    UTF-8, percent-encoded: printable ASCII stays as it is, except ``%``;
-    anything else (``Ł``, emoji, a newline) becomes ``%XX`` bytes, so every
-    name is a valid header value. :func:`client_name` reverses it.
-    """
-    return urllib.parse.quote(name, safe=_NAME_SAFE)
-
-
-def client_name(request: Request | None) -> str | None:
-    """Return the name a client sent in its ``X-Wsteach-Name`` header, for display.
-
-    Reverses :func:`encode_name`. It never raises, whatever the client sent:
-
-    - no request (the handshake didn't complete), no header, a header sent
-      twice (which name would be right?), or a name that is empty once
-      decoded: ``None``, and the caller falls back to an address or a number;
-    - raw UTF-8 in the header, as clients other than wsteach may send it
-      (websockets decodes header bytes as ISO-8859-1): decoded as UTF-8;
-    - percent-escapes that aren't UTF-8: the header as it came, undecoded;
-    - control characters (newlines, terminal escapes) and bidirectional
-      overrides: replaced with ``�``, so a name can't break or disguise a log
-      line or a table;
-    - longer than :data:`NAME_LENGTH` characters: cut short, ending in ``…``.
-
-    Args:
-        request: The opening handshake's request, ``websocket.request``.
-    """
-    if request is None:
-        return None
-    values = request.headers.get_all(NAME_HEADER)
-    if len(values) != 1:
-        return None
-    value = values[0]
-    with contextlib.suppress(UnicodeError):  # Else keep the ISO-8859-1 reading.
-        value = value.encode("latin-1").decode("utf-8")
-    try:
-        name = urllib.parse.unquote(value, errors="strict")
-    except UnicodeDecodeError:
-        name = value
-    name = "".join(
-        "\ufffd"
-        if unicodedata.category(char) in ("Cc", "Cs") or char in _BIDI
-        else char
-        for char in name
-    ).strip()
-    if not name:
-        return None
-    if len(name) > NAME_LENGTH:
-        name = name[: NAME_LENGTH - 1] + "…"
-    return name
-
-
-# Characters that reorder the text around them: in a name, they could make a
-# log line or a table read as something else.
-_BIDI = frozenset(
-    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
-)
 
 
 # errno values that mean "this address can't be used from here" (no IPv6 on

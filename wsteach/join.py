@@ -57,8 +57,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from .classboard import Refused, clean_cause, clean_name, clean_note, clean_step
-from .clients import NAME_HEADER, TIMEOUT_FACTOR, encode_name
 from .limits import RateLimit
+from .names import NAME_HEADER, encode_name
+from .timeouts import TIMEOUT_FACTOR
 
 __all__ = [
     "MOST_BACKOFF",

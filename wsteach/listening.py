@@ -23,13 +23,50 @@ from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 
-__all__ = ["EVERYWHERE", "listen", "listening_socket"]
+__all__ = [
+    "EVERYWHERE",
+    "LOOPBACK",
+    "free_port",
+    "free_ports",
+    "listen",
+    "listening_socket",
+]
 
 EVERYWHERE = ("::", "", None)
 """Hosts that mean every interface, listened on with one dual-stack socket."""
 
 BACKLOG = 100
 """Connections waiting to be accepted, as asyncio's default."""
+
+LOOPBACK = "127.0.0.1"
+"""Where :func:`free_port` looks by default: this machine only."""
+
+
+def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
+    """Return ``count`` different TCP ports that nothing is bound to on ``host`` now.
+
+    Each is found by binding port 0, as :func:`listen` does, and closing the
+    socket. The ports are free when this returns, not reserved: another program
+    may take one before yours binds it. Where the consumer takes a socket,
+    bind port 0 and pass the socket instead (``start(port=0)`` does); this is
+    for those that take a number only (a student's script, ``redis-server``).
+    The sockets stay open until all are found, so the ports differ.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sockets = []
+    try:
+        for _ in range(count):
+            sockets.append(socket.socket(family))
+            sockets[-1].bind((host, 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """Return a TCP port that nothing is bound to on ``host`` now (see :func:`free_ports`)."""
+    return free_ports(1, host)[0]
 
 
 def listening_socket(host: str | None, port: int) -> socket.socket | None:

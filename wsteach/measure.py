@@ -107,8 +107,8 @@ def handler_for(kind: str | Handler) -> Handler:
     if callable(kind):
         return kind
     if kind == "room":
+        from .handlers import Room
         from .limits import Limits
-        from .servers import Room
 
         # The classroom rate limit (10 messages a second) would cut the sender
         # off; the bound on what may queue for a slow reader stays on.
@@ -121,7 +121,7 @@ def handler_for(kind: str | Handler) -> Handler:
 
 
 def _label(kind: str | Handler) -> str:
-    from ._handlers import handler_name
+    from .handler_check import handler_name
 
     return kind if isinstance(kind, str) else handler_name(kind)
 

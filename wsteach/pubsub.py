@@ -93,8 +93,8 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from websockets.asyncio.server import ServerConnection
 
+from .handlers import Room
 from .limits import Limits
-from .servers import Room
 
 __all__ = [
     "DEFAULT_CHANNEL",

@@ -29,7 +29,6 @@ import atexit
 import importlib.util
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -37,6 +36,7 @@ from pathlib import Path
 from types import TracebackType
 
 from . import processes
+from .listening import free_port
 
 __all__ = ["RedisNotFoundError", "RedisServer", "find_redis_server"]
 
@@ -80,13 +80,6 @@ def find_redis_server() -> str:
                 bundled.chmod(bundled.stat().st_mode | 0o111)
             return str(bundled)
     raise RedisNotFoundError(f"no redis-server found: {INSTALL_HINT}")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _answers(port: int) -> bool:
@@ -163,7 +156,7 @@ class RedisServer:
         # Picking a free port then handing it over leaves a short window in
         # which another program may take it: try again with another one.
         for _attempt in range(3):
-            port = self.port or _free_port()
+            port = self.port or free_port(HOST)
             if self._launch(executable, port):
                 self.port = port
                 atexit.register(self.stop)

@@ -8,7 +8,7 @@ of :class:`Event` objects. It never wraps or changes your handler: what it shows
 is what websockets really sent and received.
 
 Clients are labelled by the name they sent in the ``X-Wsteach-Name`` request
-header (see :func:`wsteach.connect` and :func:`wsteach.clients.client_name`),
+header (see :func:`wsteach.connect` and :func:`wsteach.names.client_name`),
 else ``client 1``, ``client 2``… in the order they connected. The text has no
 ports, addresses or timestamps, so a scenario that runs step by step prints the
 same text every time.
@@ -28,7 +28,6 @@ from typing import Any
 from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import State
 
-from .clients import NAME_HEADER, client_name
 from .internals import (
     FRAME_RECEIVED,
     FRAME_SENT,
@@ -36,6 +35,7 @@ from .internals import (
     close_code_name,
     log_connection,
 )
+from .names import NAME_HEADER, client_name
 
 __all__ = ["NAME_HEADER", "Event", "Trace", "mermaid_text"]
 

@@ -15,7 +15,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,8 @@ import nbformat
 import pytest
 from conftest import load_tool
 from utils import FACTOR
+
+from wsteach.listening import free_port
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -115,13 +116,6 @@ class Jupyter:
         with urllib.request.urlopen(request, timeout=10) as response:
             body = response.read()
         return json.loads(body) if body else {}
-
-
-def free_port() -> int:
-    """Return a TCP port that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

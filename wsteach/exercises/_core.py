@@ -45,10 +45,11 @@ from typing import Any, Literal, TypeVar
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from ..clients import TIMEOUT_FACTOR
+from ..handler_check import check_handler
 from ..internals import handler_tasks
 from ..join import report
-from ..notebook import Running, check_handler, start
+from ..server import Running, start
+from ..timeouts import TIMEOUT_FACTOR
 
 __all__ = [
     "Abandoned",

@@ -24,7 +24,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -36,10 +35,12 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.protocol import State
 
-from ..clients import TIMEOUT_FACTOR, Client
+from ..clients import Client
 from ..internals import close_frames, handler_tasks, transport
+from ..listening import free_port
+from ..names import NAME_HEADER
 from ..processes import forget_group, own_group, signal_group, watch_group
-from ..trace import NAME_HEADER
+from ..timeouts import TIMEOUT_FACTOR
 from ._core import (
     FAILED,
     NOT_ATTEMPTED,
@@ -263,12 +264,6 @@ def still_connected(client: Client, why: str = "") -> None:
 _STUB = re.compile(r"^\s*(#.*)?$|^\s*\.\.\.\s*$")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @dataclass
 class ScriptRun:
     """A script under test, running: its port and what it printed so far."""
@@ -369,7 +364,7 @@ class ScriptExercise(Checked):
         if all(_STUB.match(line) for line in text.splitlines()):
             detail = f"write {script.name} in its %%writefile cell, then run both cells"
             return [Result(name, NOT_ATTEMPTED, detail) for name in names]
-        port = _free_port()
+        port = free_port()
         with tempfile.TemporaryDirectory() as folder:
             copy = Path(folder) / script.name
             copy.write_text(text.replace("7890", str(port)), encoding="utf-8")

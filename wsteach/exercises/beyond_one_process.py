@@ -23,7 +23,6 @@ import ast
 import asyncio
 import contextlib
 import json
-import socket
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -31,8 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..clients import TIMEOUT_FACTOR, connect
+from ..clients import connect
+from ..listening import free_ports as _free_ports
 from ..processes import forget_group, own_group, signal_group, watch_group
+from ..timeouts import TIMEOUT_FACTOR
 from ._core import (
     FAILED,
     NOT_ATTEMPTED,
@@ -126,17 +127,6 @@ def _part(first: str, stop: str) -> str:
 
 _START_TIMEOUT = 10 * TIMEOUT_FACTOR
 _QUIET = 1.0 * TIMEOUT_FACTOR  # How long "nothing arrives" is waited for.
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def _stubs(source: str, names: Sequence[str]) -> tuple[list[str], list[str]]:

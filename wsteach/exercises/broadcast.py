@@ -25,8 +25,9 @@ from typing import Any
 
 from websockets.asyncio.client import connect as ws_connect
 
-from ..clients import TIMEOUT_FACTOR, crowd
+from ..clients import crowd
 from ..internals import transport
+from ..timeouts import TIMEOUT_FACTOR
 from ._core import Exercise, Mismatch, NotAttempted, Question, Run, Step
 from ._scenarios import (
     ScriptExercise,

@@ -16,7 +16,8 @@ import asyncio
 import json
 from typing import Any
 
-from ..clients import TIMEOUT_FACTOR, Client, connect, crowd
+from ..clients import Client, connect, crowd
+from ..timeouts import TIMEOUT_FACTOR
 from ._core import Exercise, Mismatch, Run
 from ._scenarios import caught_up, hears, leave, next_message
 

@@ -17,9 +17,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..clients import TIMEOUT_FACTOR, connect
-from ..notebook import Running
+from ..clients import connect
 from ..scripts import ScriptExited, run_script
+from ..server import Running
+from ..timeouts import TIMEOUT_FACTOR
 from ._core import Exercise, Mismatch, NotAttempted, Question, Run, Step, expect
 
 __all__ = ["handler", "numbered", "port", "predict_2_4", "script", "serving"]

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 
-from ..clients import TIMEOUT_FACTOR, connect, crowd
+from ..clients import connect, crowd
+from ..timeouts import TIMEOUT_FACTOR
 from ._core import Exercise, Mismatch, Question, Run
 from ._scenarios import (
     LOAD_MESSAGES,

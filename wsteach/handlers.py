@@ -20,10 +20,10 @@ from websockets.exceptions import ConnectionClosedError
 from websockets.frames import CloseCode
 from websockets.protocol import State
 
-from ._handlers import handler_name
-from .clients import client_name
+from .handler_check import handler_name
 from .internals import close_frames, transport
 from .limits import Limits, RateLimit, close_for_limit, size
+from .names import client_name
 
 __all__ = [
     "Room",
@@ -196,7 +196,7 @@ class Room:
 def who(websocket: ServerConnection) -> str:
     """Say who a client is: ``ada (127.0.0.1:50112)``, or just the address.
 
-    The name comes from :func:`wsteach.clients.client_name`, which never
+    The name comes from :func:`wsteach.names.client_name`, which never
     raises: a repeated or malformed ``X-Wsteach-Name`` header shows the
     address only.
     """

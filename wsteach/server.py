@@ -26,7 +26,7 @@ from typing import Any
 from websockets.asyncio.server import Server, ServerConnection
 
 from . import internals, registry
-from ._handlers import check_handler, handler_name  # check_handler: what start checks
+from .handler_check import check_handler, handler_name
 from .listening import EVERYWHERE, listen
 from .pending import Pending
 from .process_request import chain
@@ -36,7 +36,6 @@ from .trace import Trace
 __all__ = [
     "PortInUseError",
     "Running",
-    "check_handler",
     "running_servers",
     "start",
     "stop_all",

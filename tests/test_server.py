@@ -14,7 +14,8 @@ from websockets.asyncio.server import serve as ws_serve
 
 import wsteach
 from wsteach.internals import handler_tasks
-from wsteach.notebook import Running
+from wsteach.listening import free_port
+from wsteach.server import Running
 
 
 async def pong(websocket):
@@ -64,9 +65,7 @@ async def test_restart_on_same_port_closes_the_previous_server():
 
 async def test_restart_many_times_on_fixed_port():
     """Re-running a server cell ten times on a fixed port never hits 'address in use'."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     for _ in range(10):
         server = await wsteach.start(pong, port=port)
     assert server.url == f"ws://localhost:{port}"
@@ -206,9 +205,7 @@ async def test_localhost_falls_back_to_ipv4_without_ipv6(monkeypatch):
         return real_serve(handler, host, port, **options)
 
     monkeypatch.setattr(listening, "serve", fake_serve)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = await wsteach.start(pong, port=port)
     assert calls == ["localhost", "127.0.0.1"]
     assert server.url == f"ws://127.0.0.1:{port}"
