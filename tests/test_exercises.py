@@ -1182,6 +1182,7 @@ def _only(exercise: Exercise, index: int) -> Exercise:
         hints=exercise.hints,
         solution=exercise.code,
         prints=exercise.prints,
+        diagnose=exercise.diagnose,
     )
 
 
@@ -1217,3 +1218,247 @@ async def test_closing_with_1011_by_hand_is_no_bug_in_the_log_3_2():
         FAILED,
         "errors in the server log: expected ['TypeError'], received []",
     )
+
+
+# Typical wrong answers, each with the cause its line must name
+
+
+async def test_except_exception_names_the_swallowed_type_error_3_2():
+    """3.2 with except Exception: names the TypeError it swallows, not an early return."""
+
+    async def echo(websocket):
+        print("A client just connected")
+        try:
+            async for message in websocket:
+                print("Received message from client: " + message)
+                await websocket.send("Pong: " + message)
+        except Exception:
+            print("A client just disconnected")
+
+    (result,) = await _only(disconnects.disconnected, 2).results(echo)
+    assert result.detail == (
+        "close code: expected 1011, received 1000; likely cause: your except "
+        "Exception: catches every exception, the TypeError of bytes + str too: the "
+        "bug is swallowed, and the handler returns as if the client had left; "
+        "catch ConnectionClosed only"
+    )
+    assert result.cause == "bug swallowed"
+
+
+async def test_bare_except_names_the_swallowed_type_error_3_5():
+    """3.5 with a bare except: around the recv loop names the same swallowed bug."""
+
+    async def careful(websocket):
+        try:
+            while True:
+                message = await websocket.recv()
+                await websocket.send("Pong: " + message)
+        except:  # noqa: E722 - the student's mistake under test
+            pass
+
+    (result,) = await _only(disconnects.careful, 3).results(careful)
+    assert "likely cause: your except: catches every exception" in result.detail
+
+
+async def test_print_instead_of_return_is_named_1_1():
+    """1.1 that prints the reply instead of returning it is told to return it."""
+    from wsteach.exercises import first_client
+
+    async def say_hello(url):
+        async with wsteach.connect(url) as websocket:
+            await websocket.send("Hello server")
+            print(await websocket.recv())
+
+    results = await first_client.say_hello.results(say_hello)
+    assert [r.status for r in results] == [FAILED, PASSED]
+    assert results[0].detail == (
+        "say_hello returned: expected 'Pong: Hello server', received None; likely "
+        "cause: say_hello returns nothing (None): print(...) shows the reply, and "
+        "only return hands it back to the caller; end with return and the value"
+    )
+
+
+async def test_forgotten_return_is_named_1_2():
+    """1.2 that collects the replies but returns nothing is told to return them."""
+    from wsteach.exercises import first_client
+
+    async def send_all(url, messages):
+        replies = []
+        async with wsteach.connect(url) as websocket:
+            for message in messages:
+                await websocket.send(message)
+                replies.append(await websocket.recv())
+
+    results = await first_client.send_all.results(send_all)
+    assert results[0].detail == (
+        "send_all returned: expected ['Pong: one', 'Pong: two', 'Pong: three'], "
+        "received None; likely cause: send_all returns nothing (None): only "
+        "return hands it back to the caller; end with return and the value"
+    )
+
+
+count = 0
+
+
+async def shared_counter(websocket):
+    """2.6 with one counter for every client."""
+    global count
+    async for message in websocket:
+        count += 1
+        await websocket.send(f"{count}: {message}")
+
+
+async def counter_in_the_loop(websocket):
+    """2.6 with the counter set back to 0 at each message."""
+    async for message in websocket:
+        count = 0
+        count += 1
+        await websocket.send(f"{count}: {message}")
+
+
+async def test_counter_shared_by_all_clients_is_named_2_6():
+    """2.6 with a global counter passes one client and names the shared counter."""
+    results = await echo_server.numbered.results(shared_counter)
+    assert [r.status for r in results] == [PASSED, FAILED]
+    assert results[1].detail == (
+        "alice's first reply: expected '1: hi', received '4: hi'; likely cause: one "
+        "counter for every client: it keeps counting from the clients before; "
+        "create the counter inside the handler, before its loop, so each call has "
+        "its own"
+    )
+
+
+async def test_counter_reset_at_each_message_is_named_2_6():
+    """2.6 with the counter inside the loop says it starts again at each message."""
+    results = await echo_server.numbered.results(counter_in_the_loop)
+    assert results[0].detail == (
+        "reply: expected '2: b', received '1: b'; likely cause: the counter starts "
+        "again at each message: set it before the loop, not inside it"
+    )
+
+
+async def test_serving_step_forgets_a_stale_await_warning_2_3():
+    """2.3 after the fix: an awaited start, or a fixed cell that failed, isn't "forgot await"."""
+    serving = echo_server.serving
+    pending = wsteach.start(wsteach.echo, port=0)
+    forgot = await serving.results({"server": pending})
+    assert "(did you forget await?)" in forgot[0].detail
+    cells = ["", "server = wsteach.start(echo, port=PORT)"]
+    cells.append("server = await wsteach.start(echo, port=PORT)")
+    failed = await serving.results({"server": pending, "In": cells})
+    assert failed[0].detail == (
+        "server: expected 'what await wsteach.start(echo, port=PORT) returns', "
+        "received \"a start (your cell awaits it now, but that cell didn't finish: "
+        "server still holds the call from before; run that cell again and read its "
+        'error)"'
+    )
+    running = await pending
+    try:
+        awaited = await serving.results({"server": pending, "In": cells[:2]})
+        assert "did you forget await" not in awaited[0].detail
+        assert "it was awaited, but its result went nowhere" in awaited[0].detail
+    finally:
+        await running.stop()
+
+
+async def test_bare_main_is_named_2_5(tmp_path, monkeypatch):
+    """2.5 with main() instead of asyncio.run(main()) names the coroutine that never ran."""
+    monkeypatch.chdir(tmp_path)
+    code = echo_server.script.code.split("\n", 1)[1]
+    code = code.replace("asyncio.run(main())", "main()")
+    (tmp_path / "server_echo.py").write_text(code.replace("7890", str(_free_port())))
+    parts, serves = await echo_server.script.results({})
+    cause = (
+        "likely cause: main() on its own only makes a coroutine, which never runs "
+        "(Python warns that it was never awaited); asyncio.run(main()) runs it"
+    )
+    assert parts.detail == (
+        "what server_echo.py lacks of serve, serve_forever, asyncio.run: expected "
+        f"[], received ['asyncio.run']; {cause}"
+    )
+    assert serves.detail.endswith(f"; {cause}")
+    assert "tracemalloc" not in serves.detail.split("; likely cause")[1]
+
+
+async def test_returning_on_bytes_is_not_called_a_swallowed_bug_3_2():
+    """A handler that returns on bytes, with a narrow except, isn't told its except is too broad."""
+
+    async def echo(websocket):
+        try:
+            async for message in websocket:
+                if isinstance(message, bytes):
+                    return
+                print("Received message from client: " + message)
+                await websocket.send("Pong: " + message)
+        except (ConnectionClosedOK, KeyError):
+            print("A client just disconnected")
+
+    (result,) = await _only(disconnects.disconnected, 2).results(echo)
+    assert result.detail.startswith("close code: expected 1011, received 1000")
+    assert "catches every exception" not in result.detail
+
+
+async def test_a_tuple_with_exception_is_a_catch_all_3_2():
+    """except (ConnectionClosed, Exception): is named as the catch-all it is."""
+
+    async def echo(websocket):
+        try:
+            async for message in websocket:
+                print("Received message from client: " + message)
+                await websocket.send("Pong: " + message)
+        except (ConnectionClosedOK, Exception):
+            print("A client just disconnected")
+
+    (result,) = await _only(disconnects.disconnected, 2).results(echo)
+    assert "your except (ConnectionClosedOK, Exception): catches every" in result.detail
+
+
+def test_causes_read_from_the_code():
+    """The code readers find awaited calls by their last name, and nothing without source."""
+
+    async def relay(websocket):
+        await wsteach.exercises._core.asyncio.sleep(0)
+        print("x")
+
+        def inner():
+            broadcast()  # noqa: F821 - never run: a call in a function inside
+
+    assert _core.called(relay, awaited=True) == {"sleep"}
+    assert _core.called(relay) == {"sleep", "print"}
+    partial = functools.partial(relay)
+    assert _core.called(partial) == set() == _core.node_kinds(partial)
+    assert "Await" in _core.node_kinds(relay)
+
+
+async def test_counter_cause_names_only_what_the_numbers_show_2_6():
+    """2.6's diagnosis stays silent for a timeout, other text, or a count off by more."""
+    diagnose = echo_server.numbered.diagnose
+    assert diagnose(None, TimeoutError()) is None
+    assert diagnose(None, Mismatch("2: b", "2: c")) is None
+    assert diagnose(None, Mismatch("3: c", "2: c")) is None
+    assert diagnose(None, Mismatch("2: b", "1: b"))[0] == "counter reset"
+
+
+async def test_await_of_something_else_that_is_not_a_coroutine():
+    """await on a plain call other than broadcast says what was awaited."""
+
+    async def echo(websocket):
+        async for message in websocket:
+            await print(message)
+
+    detail = await _failure(echo)
+    assert detail.endswith(
+        "likely cause: await before a call that isn't a coroutine: what you "
+        "awaited is None, not a coroutine; call it without await"
+    )
+
+
+async def test_a_type_error_of_another_kind_names_no_await():
+    """A TypeError that isn't about await gets no await advice."""
+
+    async def echo(websocket):
+        async for message in websocket:
+            await websocket.send(message + 1)
+
+    detail = await _failure(echo)
+    assert "likely cause" not in detail

@@ -19,6 +19,7 @@ the notebook; their checks find it through the handler and empty it first.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import re
 from typing import Any
@@ -27,7 +28,15 @@ from websockets.asyncio.client import connect as ws_connect
 
 from ..clients import TIMEOUT_FACTOR, crowd
 from ..internals import transport
-from ._core import Exercise, Mismatch, NotAttempted, Question, Run, Step
+from ._core import (
+    Exercise,
+    Mismatch,
+    NotAttempted,
+    Question,
+    Run,
+    Step,
+    definition,
+)
 from ._scenarios import (
     ScriptExercise,
     ScriptRun,
@@ -145,7 +154,15 @@ async def _sender_skipped(run: Run) -> None:
             raise Mismatch(
                 "Someone said: hello",
                 received,
-                "alice, the sender of hi, received (skip conn == websocket)",
+                "alice, the sender of hi, received",
+                cause=(
+                    "likely cause: your loop sends to every connection in "
+                    "connected, the sender's too: skip the one where "
+                    "conn == websocket"
+                )
+                if received == "Someone said: hi"
+                else "",
+                short="sent to the sender",
             )
 
 
@@ -182,9 +199,99 @@ async def _vanishing_is_removed(run: Run) -> None:
         await alice.send("still here")
 
 
+async def _crash_is_removed(run: Run) -> None:
+    room = _room_of(run)
+    async with crowd(run.url, "alice", "carol") as (alice, carol):
+        await until(lambda: len(room) == 2, run.timeout)
+        # "Someone said: " + b"..." raises TypeError in carol's handler: a bug,
+        # neither a close nor a vanish. Only finally still runs after it.
+        await carol.send(b"\x00binary")
+        await carol.wait_closed(run.timeout)
+        await until(lambda: bool(run.errors), run.timeout)
+        removed = await until(lambda: len(room) == 1, run.timeout)
+        # The crash is this scenario's own doing: it is no failure.
+        run.errors[:] = [e for e in run.errors if not isinstance(e, TypeError)]
+        if not removed:
+            raise Mismatch(
+                1,
+                len(room),
+                "connections in connected after carol's handler crashed",
+                cause=_removal_cause(run.answer),
+                short="removal not in finally",
+            )
+        await alice.send("still here")
+
+
+def _removal_cause(handler: Any) -> str:
+    """Why the connection stayed in the set: where the answer removes it, if it does."""
+    tree = definition(handler)
+    nodes = list(ast.walk(tree)) if tree is not None else []
+    in_finally = {
+        id(node)
+        for block in nodes
+        if isinstance(block, ast.Try)
+        for statement in block.finalbody
+        for node in ast.walk(statement)
+    }
+    removals = [
+        node
+        for node in nodes
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in {"remove", "discard"}
+    ]
+    if removals and not any(id(node) in in_finally for node in removals):
+        return (
+            "likely cause: your removal comes after try/except, so it runs only "
+            "when the handler ends the ways your except expects; an error it "
+            "doesn't catch (here a TypeError) skips it: move it into finally:"
+        )
+    return (
+        "likely cause: nothing removes a connection whose handler crashed: "
+        "remove it in a finally: block, which runs however the handler ends"
+    )
+
+
+def _room_cause(answer: Any, failure: BaseException | None) -> tuple[str, str] | None:
+    """Causes of 4.2 to 4.4 that the handler's code shows."""
+    tree = definition(answer)
+    if tree is None:
+        return None
+    nodes = list(ast.walk(tree))
+    if any(
+        isinstance(node, ast.Name)
+        and node.id == "connected"
+        and isinstance(node.ctx, ast.Store)
+        for node in nodes
+    ):
+        return "local set", (
+            "likely cause: connected = ... inside your handler makes a new, local "
+            "set at each call, one per client, and the notebook's connected stays "
+            "empty; create the set once, outside the handler (step 4.1)"
+        )
+    sender = tree.args.args[0].arg if tree.args.args else ""
+    for loop in nodes:
+        if not (isinstance(loop, ast.For) and isinstance(loop.target, ast.Name)):
+            continue
+        for node in ast.walk(loop):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr == "send"
+                and isinstance(node.value, ast.Name)
+                and node.value.id == sender != loop.target.id
+            ):
+                return "sent to the sender", (
+                    f"likely cause: inside the loop over the room, {sender}.send(...) "
+                    f"sends to the sender again, once per connection; send to the "
+                    f"loop's variable: {loop.target.id}.send(...)"
+                )
+    return None
+
+
 join = Exercise(
     "4.2",
     "Add each client to the room",
+    diagnose=_room_cause,
     scenarios=[
         ("alice, bob and carol connect: connected holds 3 connections", _three_join),
         ("alice sends a message and stays connected", _stay_connected),
@@ -210,6 +317,7 @@ async def join(websocket):
 relay = Exercise(
     "4.3",
     "Relay to the others",
+    diagnose=_room_cause,
     scenarios=[
         (
             'alice says "Hello everyone": bob and carol get "Someone said: Hello everyone"',
@@ -240,6 +348,7 @@ async def relay(websocket):
 echo = Exercise(
     "4.4",
     "Leave the room however you leave",
+    diagnose=_room_cause,
     scenarios=[
         (
             'alice says "Hello everyone": bob and carol get "Someone said: Hello everyone"',
@@ -252,6 +361,10 @@ echo = Exercise(
         (
             "carol vanishes without closing: no crash, she leaves connected",
             _vanishing_is_removed,
+        ),
+        (
+            "a bug crashes carol's handler (she sends bytes): she leaves connected",
+            _crash_is_removed,
         ),
     ],
     hints=[

@@ -167,10 +167,29 @@ def _server(names: dict[str, Any]) -> Running:
         kind = type(server).__name__
         raise Mismatch(
             "what await wsteach.start(echo, port=PORT) returns",
-            f"a {kind}" + (" (did you forget await?)" if kind == "start" else ""),
+            f"a {kind}"
+            + (f" ({_why_not_started(server, names)})" if kind == "start" else ""),
             "server",
         )
     return server
+
+
+def _why_not_started(server: Any, names: dict[str, Any]) -> str:
+    """Why ``server`` still holds a ``wsteach.start(...)`` call, not a server."""
+    if getattr(server, "_used", False):
+        return (
+            "it was awaited, but its result went nowhere: write "
+            "server = await wsteach.start(...) in one line"
+        )
+    cells = [
+        cell for cell in names.get("In", []) if re.search(r"^server\s*=", cell, re.M)
+    ]
+    if cells and re.search(r"^server\s*=\s*await\b", cells[-1], re.M):
+        return (
+            "your cell awaits it now, but that cell didn't finish: server still "
+            "holds the call from before; run that cell again and read its error"
+        )
+    return "did you forget await?"
 
 
 async def _server_runs(names: dict[str, Any]) -> None:
@@ -283,7 +302,37 @@ async def _script_parts(names: dict[str, Any]) -> None:
         ) from None
     wanted = ["serve", "serve_forever", "asyncio.run"]
     missing = [name for name in wanted if name not in used]
-    expect(missing, [], f"what {SCRIPT} lacks of serve, serve_forever, asyncio.run")
+    bare = "asyncio.run" in missing and _calls_main_alone(source)
+    if missing:
+        raise Mismatch(
+            [],
+            missing,
+            f"what {SCRIPT} lacks of serve, serve_forever, asyncio.run",
+            cause=_BARE_MAIN if bare else "",
+            short="main() without asyncio.run" if bare else "",
+        )
+
+
+_BARE_MAIN = (
+    "likely cause: main() on its own only makes a coroutine, which never runs "
+    "(Python warns that it was never awaited); asyncio.run(main()) runs it"
+)
+
+
+def _calls_main_alone(source: str) -> bool:
+    """Whether the script's top level calls ``main()`` as a statement of its own."""
+    tree = ast.parse(source)
+    statements = list(tree.body)
+    for node in tree.body:
+        if isinstance(node, ast.If):  # if __name__ == "__main__":
+            statements += node.body
+    return any(
+        isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Call)
+        and isinstance(node.value.func, ast.Name)
+        and node.value.func.id == "main"
+        for node in statements
+    )
 
 
 async def _script_serves(names: dict[str, Any]) -> None:
@@ -299,7 +348,14 @@ async def _script_serves(names: dict[str, Any]) -> None:
         last = said[-1] if said else "nothing"
         if "address already in use" in output.lower():
             last += " (stop the notebook's server first: await server.stop())"
-        raise Mismatch(f"{LISTENING} ...", last, f"{SCRIPT}, run with python") from None
+        never = "was never awaited" in output
+        raise Mismatch(
+            f"{LISTENING} ...",
+            last,
+            f"{SCRIPT}, run with python",
+            cause=_BARE_MAIN if never else "",
+            short="main() without asyncio.run" if never else "",
+        ) from None
     try:
         await process.wait_for_output("\n", timeout=TIMEOUT)
         found = re.search(rf"{LISTENING} (\d+)", process.output, re.IGNORECASE)
@@ -384,9 +440,38 @@ async def _each_client_counts(run: Run) -> None:
             expect(await alice.recv(run.timeout), "3: still here", "alice's third")
 
 
+_NUMBERED = re.compile(r"(\d+): (.*)", re.S)
+
+
+def _counter_cause(
+    answer: Any, failure: BaseException | None
+) -> tuple[str, str] | None:
+    """Name what the numbers show: one counter for everyone, or one per message."""
+    if not isinstance(failure, Mismatch):
+        return None
+    expected = _NUMBERED.fullmatch(str(failure.expected))
+    received = _NUMBERED.fullmatch(str(failure.received))
+    if not (expected and received) or expected.group(2) != received.group(2):
+        return None
+    wanted, got = int(expected.group(1)), int(received.group(1))
+    if got > wanted:
+        return "counter shared", (
+            "likely cause: one counter for every client: it keeps counting from "
+            "the clients before; create the counter inside the handler, before "
+            "its loop, so each call has its own"
+        )
+    if got == 1:
+        return "counter reset", (
+            "likely cause: the counter starts again at each message: set it "
+            "before the loop, not inside it"
+        )
+    return None
+
+
 numbered = Exercise(
     "2.6",
     "Number the replies",
+    diagnose=_counter_cause,
     scenarios=[
         ('"a", "b", "c" get "1: a", "2: b", "3: c"', _numbers),
         ("each client counts from 1 on its own", _each_client_counts),
