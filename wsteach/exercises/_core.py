@@ -620,7 +620,8 @@ class Question:
             names when order doesn't matter.
         explanation: Why it is right; shown when the answer is right and by
             :meth:`solution`.
-        hints: Hint 1 names the idea, hint 2 the construct, without the answer.
+        hints: None by default: a prediction is yours before the cell shows
+            the answer; :meth:`check` explains after, right or wrong.
         wrong: Likely wrong answers, each with what it suggests you think and
             why that isn't so.
         choices: For a multiple-choice question, the letters that are valid
@@ -634,7 +635,7 @@ class Question:
         *,
         answer: int | str | frozenset[str],
         explanation: str,
-        hints: Sequence[str],
+        hints: Sequence[str] = (),
         wrong: dict[Any, str] | None = None,
         choices: str = "",
     ) -> None:
@@ -722,7 +723,14 @@ class Question:
                 report(self.number, FAILED, "wrong prediction")
 
     def hint(self, level: int = 1) -> None:
-        """Print hint number ``level`` (1 is the gentlest)."""
+        """Print hint number ``level``; a question without hints says why it has none."""
+        if not self.hints:
+            print(
+                f"question {self.number} has no hint: a prediction is what you "
+                "expect before you see it; check() explains after, right or "
+                "wrong, and solution() shows the answer"
+            )
+            return
         _hint(f"question {self.number}", self.hints, level)
         report(self.number, "hint")
 

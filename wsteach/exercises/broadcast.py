@@ -297,10 +297,8 @@ join = Exercise(
         ("alice sends a message and stays connected", _stay_connected),
     ],
     hints=[
-        "the handler starts once per client, with that client's connection: "
-        "put it in the shared set right then, before reading messages",
-        "a set has a method to put one more element in; then keep the "
-        "connection open with the async for loop of 02",
+        "the handler starts once per client, with that client's connection: put it in the shared set right then, before reading messages",
+        "connected.___(websocket) first (a set's method for one more element); then the async for loop of 02, which keeps the connection open",
     ],
     solution="""
 connected = set()
@@ -326,10 +324,8 @@ relay = Exercise(
         ("alice, the sender, doesn't get her own message back", _sender_skipped),
     ],
     hints=[
-        "for each message, go through every connection in the room, and send "
-        "to each one that isn't the sender's",
-        "a for loop over connected inside the async for; compare each conn "
-        "with websocket before you await its send",
+        "for each message, go through every connection in the room, and send to each one that isn't the sender's",
+        'inside async for: for ___ in connected:, an if that leaves out the sender, then await ___.send("Someone said: " + ___)',
     ],
     solution="""
 connected = set()
@@ -368,11 +364,8 @@ echo = Exercise(
         ),
     ],
     hints=[
-        "the handler can end three ways: the client closes, the client "
-        "vanishes (ConnectionClosedError), or a bug; the connection must leave "
-        "the set in every case",
-        "wrap the async for in try: …; catch ConnectionClosed as in 03, and "
-        "take the connection out of the set in a finally: block",
+        "the handler can end three ways: the client closes, the client vanishes (ConnectionClosedError), or a bug; the connection must leave the set in every case",
+        "try: / the async for of 4.3 / except ___: with the video's print / finally: with the line that takes websocket out of connected",
     ],
     solution="""
 connected = set()
@@ -402,12 +395,6 @@ predict_who_hears = Question(
         "her connection out of connected; the loop skips bob, the sender: "
         "only alice is left"
     ),
-    hints=[
-        "go through connected as the loop does, at the moment bob's message "
-        "arrives: who is still in it?",
-        "carol's finally has run by then; and the if in the loop leaves one "
-        "more connection out",
-    ],
     wrong={
         frozenset({"alice", "bob"}): (
             "bob sent it: the loop skips conn == websocket, the sender's own connection"
@@ -559,9 +546,8 @@ everyone = Exercise(
         ),
     ],
     hints=[
-        "start from the video's handler: add the client to the set, loop over the "
-        "messages, remove the client in finally",
-        "send to every connection in the set, without the `if conn != websocket` test",
+        "start from the video's handler: add the client to the set, loop over the messages, remove the client in finally",
+        "a set of its own (members); in the loop over it, send to ___ connection: nothing is left out, the sender included",
     ],
     solution="""
 members = set()
@@ -619,10 +605,8 @@ who = Exercise(
         ('after bob leaves, alice alone gets "1 person connected"', _who_after_leave),
     ],
     hints=[
-        "the number of people connected is len(...) of the set; check "
-        'if message == "/who": before relaying',
-        'answer with await websocket.send(f"{n} people connected") — or '
-        '"1 person connected" when n is 1 — and use continue to skip the relay',
+        "a command is a message the handler answers itself instead of relaying: test for it before the relay; the count is the size of the set",
+        'if message == ___: build "1 person connected" or "___ people connected", send it to the sender only, then continue, which skips the relay',
     ],
     solution="""
 present = set()

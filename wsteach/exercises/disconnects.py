@@ -91,10 +91,8 @@ bare_except = Exercise(
         ),
     ],
     hints=[
-        "the noise is an exception that escapes the handler: catch it inside the "
-        "handler, around the loop",
-        "try: before the loop, the loop indented under it, then except: (no "
-        "exception named) with the print",
+        "the noise is an exception that escapes the handler: catch it inside the handler, around the loop",
+        "try: on a line of its own, the whole async for loop indented under it, then an except clause that names no exception, with the video's print in it",
     ],
     solution="""
 async def echo(websocket):
@@ -164,10 +162,8 @@ disconnected = Exercise(
         ),
     ],
     hints=[
-        "name the one exception that means 'the client is gone' in the except "
-        "clause; every other exception, a bug, must escape",
-        "websockets.exceptions has it (imported at the top of this notebook): "
-        "except followed by its name, then the print",
+        "name the one exception that means 'the client is gone' in the except clause; every other exception, a bug, must escape",
+        "except ___: with the name of the class websockets raises when a connection closes (imported at the top of this notebook), then the print",
     ],
     solution="""
 async def echo(websocket):
@@ -191,11 +187,6 @@ predict_3_3 = Question(
         "except prints and the handler returns, and a handler that returns closes "
         "the connection normally; nothing tells carol or the log about the bug"
     ),
-    hints=[
-        "what does websockets see: a handler that raised, or one that returned?",
-        "websockets closes with 1011 only when the exception reaches it; look at "
-        "where the bare except stops it",
-    ],
     wrong={
         1011: "1011 is what she would get if the TypeError reached websockets; "
         "the bare except stops it inside the handler",
@@ -214,10 +205,6 @@ predict_3_4 = Question(
         "1001, going away: a server that shuts down closes every connection with "
         "1001, and the client receives it in the closing handshake"
     ),
-    hints=[
-        "the server closes the connection, and says why with a close code",
-        "look at the close codes table: one code is for an endpoint that goes away",
-    ],
     wrong={
         1000: "1000 is a normal closure, as when a client leaves or a handler "
         "returns; a server that stops says something more precise",
@@ -261,10 +248,8 @@ careful = Exercise(
         ("a bug (bytes + str) still reaches the log, with close 1011", _bug_not_hidden),
     ],
     hints=[
-        "wrap the loop in try: ... and catch only the exception that means "
-        "'the client is gone': websockets.exceptions.ConnectionClosed",
-        "the whole while True: loop goes inside try:, and the except names the "
-        "same exception as in 3.2; the client is gone, so there is nothing to do",
+        "recv() raises when the client is gone: catch that one exception around the loop, and let every other exception escape",
+        "try: / the while True: loop with recv and send, indented / except ___: with nothing left to do in it (pass)",
     ],
     solution="""
 async def careful(websocket):
@@ -302,11 +287,8 @@ text_only = Exercise(
         ('a binary message: close 1003 "text only, please"', _binary_closes),
     ],
     hints=[
-        "a binary message arrives as bytes, a text message as str: "
-        "test isinstance(message, bytes)",
-        "websocket.close(code, reason) closes with a code the client reads; "
-        "CloseCode.UNSUPPORTED_DATA is 1003; after it, the handler has nothing "
-        "more to do for this client",
+        "a binary message arrives as bytes, a text message as str: test which one you got before you reply",
+        'if isinstance(message, ___): close with await websocket.close(CloseCode.___, "___"), then return: nothing more to do for this client',
     ],
     solution="""
 async def text_only(websocket):

@@ -141,10 +141,8 @@ handler = Exercise(
         ("two clients each get their own replies", _two_clients),
     ],
     hints=[
-        "websockets calls the handler once per client: print first, then loop over "
-        "that client's messages until it leaves",
-        "async for message in websocket: runs once per message; inside it, print, "
-        "then reply with await websocket.send(...)",
+        "websockets calls the handler once per client: print first, then loop over that client's messages until it leaves",
+        "async for ___ in websocket: runs its body once per message; in the body, print the video's line with the message, then await websocket.send(___) with the reply",
     ],
     solution="""
 async def echo(websocket):
@@ -221,10 +219,8 @@ serving = Step(
         ('a client gets "Pong: Hello server"', _server_answers),
     ],
     hints=[
-        "wsteach.start(handler, port=...) starts serving and returns a handle; "
-        "await it, because starting a server waits for the network",
-        "pass the handler function itself (echo, not echo()) and port=PORT, and "
-        "keep what await returns in the variable server",
+        "wsteach.start(handler, port=...) starts serving and returns a handle; await it, because starting a server waits for the network",
+        "server = await wsteach.start(___, port=___): the handler function itself, not a call of it",
     ],
     solution="""
 server = await wsteach.start(echo, port=PORT)
@@ -244,11 +240,6 @@ predict_2_4 = Question(
         "finished with the previous one, so one client's messages are handled one "
         "at a time, in order; the others wait in the connection's buffer"
     ),
-    hints=[
-        "the handler is one loop; think about when async for asks for the next message",
-        "await websocket.send(...) is inside the loop's body: the next turn of the "
-        "loop starts after it",
-    ],
     wrong={
         1000: "that would need 1000 copies of the loop; one client gets one handler "
         "call, and that call is one loop",
@@ -384,10 +375,8 @@ script = Step(
         ),
     ],
     hints=[
-        "a script has no running event loop: asyncio.run(main()) starts one, and "
-        "main() serves until the program is stopped",
-        'in main(): async with serve(echo, "localhost", PORT) as server:, then the '
-        "listening print, then await server.serve_forever()",
+        "a script has no running event loop: asyncio.run(...) starts one and runs a main coroutine, which serves until the program is stopped",
+        'async def main(): with async with serve(___, "localhost", ___) as server:, inside it the listening print, then await server.___(); the last line hands main() to asyncio.___(...)',
     ],
     solution=f"""
 %%writefile {SCRIPT}
@@ -477,10 +466,8 @@ numbered = Exercise(
         ("each client counts from 1 on its own", _each_client_counts),
     ],
     hints=[
-        "websockets calls your handler once per client: a variable you set "
-        "before the loop belongs to that client alone",
-        "a counter that starts before the loop and grows by one in it; the reply "
-        "is an f-string with the counter and the message",
+        "websockets calls your handler once per client: a variable you set before the loop belongs to that client alone",
+        'count = ___ before async for; in the loop, count += ___, then send f"{___}: {___}"',
     ],
     solution="""
 async def numbered(websocket):

@@ -53,9 +53,8 @@ say_hello = Exercise(
         ('sends exactly one message, "Hello server"', _hello_sent),
     ],
     hints=[
-        "open the connection with: async with connect(url) as websocket:",
-        'inside the block: await websocket.send("Hello server"), '
-        "then reply = await websocket.recv(), then return reply",
+        "a client opens a connection to url, sends, waits for the reply, and hands it back to whoever called it; the connection closes when its block ends",
+        "async with connect(___) as websocket:, and in the block: await websocket.send(___), then reply = await websocket.___(); after the block, return ___",
     ],
     solution="""
 async def say_hello(url):
@@ -95,10 +94,8 @@ send_all = Exercise(
         ("no messages: returns an empty list", _none),
     ],
     hints=[
-        "use one connection for all the messages; collect the replies in a list "
-        "and return it",
-        "for each message: await websocket.send(message), then "
-        "replies.append(await websocket.recv())",
+        "use one connection for all the messages; collect the replies in a list and return it",
+        "replies = [] first; in the connection's block, a for loop over messages whose body sends ___ and appends the awaited ___ to replies; return replies at the end",
     ],
     solution="""
 async def send_all(url, messages):
@@ -120,12 +117,6 @@ predict_1_3 = Question(
         "1000, a normal closure: when a handler returns, websockets closes its "
         "connection normally; the server itself keeps running"
     ),
-    hints=[
-        "nothing went wrong here, and the server doesn't stop: only this "
-        "connection ends",
-        "the diagram of the opening and closing handshakes in notebook 00 shows "
-        "the code of a normal closure",
-    ],
     wrong={
         1001: "1001 (going away) is for a server that shuts down; this server "
         "keeps running, only the handler returned",
