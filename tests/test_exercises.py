@@ -1201,8 +1201,8 @@ async def test_handler_that_prints_nothing_fails_3_1():
     )
 
 
-async def test_closing_with_1011_by_hand_is_no_bug_in_the_log_3_2():
-    """3.2's bug scenario fails a handler that closes with 1011 itself: the log has no TypeError."""
+async def test_closing_with_1011_by_hand_is_no_bug_in_the_log_3_3():
+    """3.3's bug scenario fails a handler that closes with 1011 itself: the log has no TypeError."""
 
     async def closes(websocket):
         async for message in websocket:
@@ -1222,8 +1222,8 @@ async def test_closing_with_1011_by_hand_is_no_bug_in_the_log_3_2():
 # Typical wrong answers, each with the cause its line must name
 
 
-async def test_except_exception_names_the_swallowed_type_error_3_2():
-    """3.2 with except Exception: names the TypeError it swallows, not an early return."""
+async def test_except_exception_names_the_swallowed_type_error_3_3():
+    """3.3 with except Exception: names the TypeError it swallows, not an early return."""
 
     async def echo(websocket):
         print("A client just connected")
@@ -1259,8 +1259,8 @@ async def test_bare_except_names_the_swallowed_type_error_3_5():
     assert "likely cause: your except: catches every exception" in result.detail
 
 
-async def test_print_instead_of_return_is_named_1_1():
-    """1.1 that prints the reply instead of returning it is told to return it."""
+async def test_print_instead_of_return_is_named_1_2():
+    """1.2 that prints the reply instead of returning it is told to return it."""
     from wsteach.exercises import first_client
 
     async def say_hello(url):
@@ -1277,8 +1277,8 @@ async def test_print_instead_of_return_is_named_1_1():
     )
 
 
-async def test_forgotten_return_is_named_1_2():
-    """1.2 that collects the replies but returns nothing is told to return them."""
+async def test_forgotten_return_is_named_1_3():
+    """1.3 that collects the replies but returns nothing is told to return them."""
     from wsteach.exercises import first_client
 
     async def send_all(url, messages):
@@ -1379,7 +1379,7 @@ async def test_bare_main_is_named_2_5(tmp_path, monkeypatch):
     assert "tracemalloc" not in serves.detail.split("; likely cause")[1]
 
 
-async def test_returning_on_bytes_is_not_called_a_swallowed_bug_3_2():
+async def test_returning_on_bytes_is_not_called_a_swallowed_bug_3_3():
     """A handler that returns on bytes, with a narrow except, isn't told its except is too broad."""
 
     async def echo(websocket):
@@ -1397,7 +1397,7 @@ async def test_returning_on_bytes_is_not_called_a_swallowed_bug_3_2():
     assert "catches every exception" not in result.detail
 
 
-async def test_a_tuple_with_exception_is_a_catch_all_3_2():
+async def test_a_tuple_with_exception_is_a_catch_all_3_3():
     """except (ConnectionClosed, Exception): is named as the catch-all it is."""
 
     async def echo(websocket):

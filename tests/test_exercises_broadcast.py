@@ -288,7 +288,7 @@ def test_predict_who_hears():
 
 
 async def test_script_solution_passes(tmp_path):
-    """The solution of 4.6, run as a real process, passes every scenario."""
+    """The solution of 4.5, run as a real process, passes every scenario."""
     path = tmp_path / "server_echo_broadcast.py"
     path.write_text(ex.script.code.split("\n", 1)[1])
     results = await ex.script.results(path)
@@ -312,7 +312,7 @@ async def test_script_without_except_fails_the_vanish(tmp_path):
 
 
 async def test_script_with_other_words_fails_the_relay(tmp_path):
-    """A script that relays "Someone wrote: …" fails 4.6's relay scenario, saying what bob got."""
+    """A script that relays "Someone wrote: …" fails 4.5's relay scenario, saying what bob got."""
     path = tmp_path / "server_echo_broadcast.py"
     code = ex.script.code.split("\n", 1)[1]
     path.write_text(code.replace('"Someone said: "', '"Someone wrote: "'))
@@ -325,7 +325,7 @@ async def test_script_with_other_words_fails_the_relay(tmp_path):
 
 
 async def test_script_with_a_bare_main_names_it(tmp_path):
-    """4.6 with main() instead of asyncio.run(main()) names the coroutine that never ran."""
+    """4.5 with main() instead of asyncio.run(main()) names the coroutine that never ran."""
     path = tmp_path / "server_echo_broadcast.py"
     code = ex.script.code.split("\n", 1)[1]
     path.write_text(code.replace("asyncio.run(main())", "main()"))

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
+from pathlib import Path
+from typing import Any
 
+import nbformat
 import pytest
 
 import wsteach.exercises
@@ -105,3 +109,54 @@ def test_two_hints_the_idea_then_the_construct(name, exercise):
     """Two hints: the idea, then the construct; neither is empty."""
     assert len(exercise.hints) == 2
     assert all(hint.strip() for hint in exercise.hints)
+
+
+# Headings: what a student reads above a check is what the check prints
+
+SOLUTIONS = Path(__file__).resolve().parent.parent / "notebooks" / "solutions"
+HEADING = re.compile(r"^#+ (?:Step|Exercise|Question|Challenge) (\d+\.\d+) · (.+)$")
+IMPORTED = re.compile(r"from wsteach\.exercises import (\w+) as ex")
+CHECKS = re.compile(r"\bex\.(\w+)\.check\(")
+
+
+def _sections(path: Path) -> list[tuple[str, str, Any]]:
+    """For each check cell: the heading above it, its number, and the check."""
+    notebook = nbformat.read(path, as_version=4)
+    module = None
+    heading = ""
+    found = []
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("#"):
+                    heading = line.replace("`", "")
+            continue
+        imported = IMPORTED.search(cell.source)
+        if imported:
+            module = importlib.import_module(f"wsteach.exercises.{imported.group(1)}")
+        for attr in CHECKS.findall(cell.source):
+            assert module is not None, f"{path.name}: ex.{attr} before its import"
+            found.append((heading, attr, getattr(module, attr)))
+    return found
+
+
+@pytest.mark.parametrize(
+    "path", sorted(SOLUTIONS.glob("*.ipynb")), ids=lambda p: p.stem
+)
+def test_headings_equal_the_banners_in_order(path):
+    """Above each check, a heading with the number and title its check prints, numbers in order."""
+    numbers = []
+    for heading, attr, checked in _sections(path):
+        match = HEADING.match(heading)
+        banner = f"{checked.number} · {checked.title}"
+        assert match and f"{match[1]} · {match[2]}" == banner, (
+            f"{path.name}: ex.{attr}.check prints {banner!r} under the heading "
+            f"{heading!r}\nfix: make the heading '## Step {banner}' (or Exercise, "
+            "Question, Challenge)"
+        )
+        if not numbers or numbers[-1] != checked.number:
+            numbers.append(checked.number)
+    as_numbers = [tuple(int(part) for part in n.split(".")) for n in numbers]
+    assert as_numbers == sorted(as_numbers), (
+        f"{path.name}: checks out of order {numbers}"
+    )

@@ -730,8 +730,8 @@ class Question:
                 "expect before you see it; check() explains after, right or "
                 "wrong, and solution() shows the answer"
             )
-            return
-        _hint(f"question {self.number}", self.hints, level)
+        else:
+            _hint(f"question {self.number}", self.hints, level)
         report(self.number, "hint")
 
     def solution(self) -> None:

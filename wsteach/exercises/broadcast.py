@@ -387,7 +387,7 @@ async def echo(websocket):
 
 
 predict_who_hears = Question(
-    "4.5",
+    "4.6",
     "Who receives bob's message?",
     answer=frozenset({"alice"}),
     explanation=(
@@ -411,7 +411,7 @@ predict_who_hears = Question(
 )
 
 
-# 4.6 the script
+# 4.5 the script
 
 
 _BANNER = re.compile(r"Server listening on [Pp]ort (\d+)")
@@ -450,7 +450,7 @@ async def _script_vanish(run: ScriptRun) -> None:
 
 
 script = ScriptExercise(
-    "4.6",
+    "4.5",
     "server_echo_broadcast.py",
     scenarios=[
         ("it prints its banner and listens on the port", _script_listens),

@@ -1,8 +1,9 @@
 """Exercises for notebook 03, disconnects and errors, in the video's order.
 
 - 3.1 ``bare_except``: the video's first fix, a bare ``except:`` that prints.
-- 3.2 ``disconnected``: ``except ConnectionClosed:``, which hides no bug.
-- 3.3 ``predict_3_3``, 3.4 ``predict_3_4``: close codes, predicted.
+- 3.2 ``predict_3_2``: the close code a hidden bug gives, predicted.
+- 3.3 ``disconnected``: ``except ConnectionClosed:``, which hides no bug.
+- 3.4 ``predict_3_4``: the close code of a server that stops, predicted.
 - 3.5 ``careful``: a ``recv()`` loop that ends quietly.
 - 3.6 ``text_only``: refuse binary messages with close code 1003.
 
@@ -26,7 +27,7 @@ __all__ = [
     "bare_except",
     "careful",
     "disconnected",
-    "predict_3_3",
+    "predict_3_2",
     "predict_3_4",
     "text_only",
 ]
@@ -146,7 +147,7 @@ async def _bug_reaches_log(run: Run) -> None:
 
 
 disconnected = Exercise(
-    "3.2",
+    "3.3",
     "Catch ConnectionClosed, and only that",
     prints=True,
     scenarios=[
@@ -178,8 +179,8 @@ async def echo(websocket):
 )
 
 
-predict_3_3 = Question(
-    "3.3",
+predict_3_2 = Question(
+    "3.2",
     "carol sends bytes to the bare-except handler: which close code does she get?",
     answer=1000,
     explanation=(

@@ -1,7 +1,7 @@
 """Exercises for notebook 01, the first client.
 
-Question 1.3 (``predict_1_3``) asks for a close code before the cell that
-shows it. Exercises 1.1 and 1.2 are client exercises: your answer is an ``async def`` function that takes
+Question 1.1 (``predict_1_1``) asks for a close code before the cell that
+shows it. Exercises 1.2 and 1.3 are client exercises: your answer is an ``async def`` function that takes
 the server's URL. ``check`` starts a reference server on a free port, calls your
 function with its URL, and looks at what your function returned and what the
 server received. The reference server answers every text message with
@@ -14,7 +14,7 @@ from typing import Any
 
 from ._core import Exercise, Question, Run, expect
 
-__all__ = ["predict_1_3", "say_hello", "send_all"]
+__all__ = ["predict_1_1", "say_hello", "send_all"]
 
 
 def _expect_items(received: Any, expected: list[Any], what: str) -> None:
@@ -44,7 +44,7 @@ async def _hello_sent(run: Run) -> None:
 
 
 say_hello = Exercise(
-    "1.1",
+    "1.2",
     "Say hello and return the reply",
     kind="client",
     reference=_pong_server,
@@ -84,7 +84,7 @@ async def _none(run: Run) -> None:
 
 
 send_all = Exercise(
-    "1.2",
+    "1.3",
     "Send several messages, collect every reply",
     kind="client",
     reference=_pong_server,
@@ -109,8 +109,8 @@ async def send_all(url, messages):
 )
 
 
-predict_1_3 = Question(
-    "1.3",
+predict_1_1 = Question(
+    "1.1",
     "A handler sends three messages and returns: which close code does the client see?",
     answer=1000,
     explanation=(
