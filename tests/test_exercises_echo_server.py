@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import ast
+import asyncio
+from pathlib import Path
+
+import nbformat
+from websockets.asyncio.client import connect
+
 import wsteach
 import wsteach.exercises
 from wsteach.exercises import (
@@ -222,3 +229,35 @@ async def test_counter_cause_names_only_what_the_numbers_show_2_6():
     assert diagnose(None, Mismatch("2: b", "2: c")) is None
     assert diagnose(None, Mismatch("3: c", "2: c")) is None
     assert diagnose(None, Mismatch("2: b", "1: b"))[0] == "counter reset"
+
+
+NOTEBOOK_02 = (
+    Path(__file__).resolve().parent.parent / "notebooks/solutions/02-echo-server.ipynb"
+)
+
+
+async def test_the_plain_client_cell_gives_up_and_says_why(capsys):
+    """02's plain client cell, against a server that never replies, ends and says what to check."""
+    notebook = nbformat.read(NOTEBOOK_02, as_version=4)
+    (cell,) = [
+        c
+        for c in notebook.cells
+        if c.cell_type == "code"
+        and "asyncio.timeout(" in c.source
+        and "recv()" in c.source
+    ]
+
+    async def silent(websocket):
+        async for _message in websocket:
+            pass  # Another notebook's room that never answers this client.
+
+    async with wsteach.start(silent, port=0, host="127.0.0.1") as server:
+        flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+        code = compile(cell.source, "<cell>", "exec", flags=flags)
+        namespace = {"PORT": server.port, "asyncio": asyncio, "connect": connect}
+        await eval(code, namespace)
+    assert capsys.readouterr().out == (
+        "no reply to 'Hello server' within 5 s: is it your echo server that listens "
+        f"on port {server.port}? run the server cell again; a server of another "
+        "notebook may hold the port: stop it there\n"
+    )
