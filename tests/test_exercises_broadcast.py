@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from websockets.exceptions import ConnectionClosed
+
 from wsteach.exercises import broadcast as ex
 from wsteach.exercises._core import FAILED, NOT_ATTEMPTED, PASSED, Exercise
 
@@ -14,6 +16,7 @@ def only(exercise: Exercise, index: int) -> Exercise:
         scenarios=[exercise.scenarios[index]],
         hints=exercise.hints,
         solution=exercise.code,
+        diagnose=exercise.diagnose,
     )
 
 
@@ -142,13 +145,102 @@ async def relay_to_all(websocket):
 
 
 async def test_relay_names_the_sender_check():
-    """Sending back to the sender fails with the `conn == websocket` advice."""
+    """Sending back to the sender names the `conn == websocket` test, not a missing async for."""
     results = await ex.relay.results(relay_to_all)
     assert [r.status for r in results] == [PASSED, FAILED]
-    assert (
-        "alice, the sender of hi, received (skip conn == websocket): "
-        "expected 'Someone said: hello', received 'Someone said: hi'"
-    ) in results[1].detail
+    assert results[1].detail == (
+        "alice, the sender of hi, received: expected 'Someone said: hello', "
+        "received 'Someone said: hi'; likely cause: your loop sends to every "
+        "connection in connected, the sender's too: skip the one where "
+        "conn == websocket"
+    )
+
+
+async def relay_to_websocket(websocket):
+    """Step 4.3 with websocket.send where conn.send belongs."""
+    connected.add(websocket)
+    async for message in websocket:
+        for conn in connected:
+            if conn != websocket:
+                await websocket.send("Someone said: " + message)
+
+
+async def test_relay_names_websocket_send_in_the_loop():
+    """websocket.send inside the loop over the room is named, with conn.send as the fix."""
+    (result,) = await only(ex.relay, 0).results(relay_to_websocket)
+    assert result.detail == (
+        "bob received: expected 'Someone said: Hello everyone', received nothing "
+        "(waited 1 s); likely cause: inside the loop over the room, "
+        "websocket.send(...) sends to the sender again, once per connection; "
+        "send to the loop's variable: conn.send(...)"
+    )
+
+
+async def join_with_a_local_set(websocket):
+    """Step 4.2 with the set created inside the handler."""
+    connected = set()
+    connected.add(websocket)
+    async for message in websocket:
+        print("Received message from client: " + message)
+
+
+async def test_join_names_a_set_made_inside_the_handler():
+    """A connected = set() inside the handler is named: a local set, one per client."""
+    (result,) = await only(ex.join, 0).results(join_with_a_local_set)
+    assert result.detail == (
+        "connections in connected while alice, bob and carol are connected "
+        "(add each one when its handler starts): expected 3, received 0; "
+        "likely cause: connected = ... inside your handler makes a new, local "
+        "set at each call, one per client, and the notebook's connected stays "
+        "empty; create the set once, outside the handler (step 4.1)"
+    )
+
+
+async def remove_after_try(websocket):
+    """Step 4.4 with the removal after try/except instead of in finally."""
+    connected.add(websocket)
+    try:
+        async for message in websocket:
+            for conn in connected:
+                if conn != websocket:
+                    await conn.send("Someone said: " + message)
+    except ConnectionClosed:
+        pass
+    connected.remove(websocket)
+
+
+async def remove_nowhere(websocket):
+    """Step 4.4 with try/except and no removal at all."""
+    connected.add(websocket)
+    try:
+        async for message in websocket:
+            for conn in connected:
+                if conn != websocket:
+                    await conn.send("Someone said: " + message)
+    except ConnectionClosed:
+        pass
+
+
+async def test_echo_with_the_removal_after_try_fails_when_a_bug_crashes_it():
+    """A removal after try/except passes the leaves, fails the crash, and is named."""
+    results = await ex.echo.results(remove_after_try)
+    assert [r.status for r in results] == [PASSED, PASSED, PASSED, FAILED]
+    assert results[3].detail == (
+        "connections in connected after carol's handler crashed: expected 1, "
+        "received 2; likely cause: your removal comes after try/except, so it "
+        "runs only when the handler ends the ways your except expects; an error "
+        "it doesn't catch (here a TypeError) skips it: move it into finally:"
+    )
+    assert results[3].cause == "removal not in finally"
+
+
+async def test_echo_without_any_removal_says_finally():
+    """No removal at all: the crash scenario says to remove in finally."""
+    (result,) = await only(ex.echo, 3).results(remove_nowhere)
+    assert result.detail.endswith(
+        "likely cause: nothing removes a connection whose handler crashed: "
+        "remove it in a finally: block, which runs however the handler ends"
+    )
 
 
 async def test_echo_without_finally_says_to_remove():
@@ -196,7 +288,7 @@ def test_predict_who_hears():
 
 
 async def test_script_solution_passes(tmp_path):
-    """The solution of 4.6, run as a real process, passes every scenario."""
+    """The solution of 4.5, run as a real process, passes every scenario."""
     path = tmp_path / "server_echo_broadcast.py"
     path.write_text(ex.script.code.split("\n", 1)[1])
     results = await ex.script.results(path)
@@ -220,7 +312,7 @@ async def test_script_without_except_fails_the_vanish(tmp_path):
 
 
 async def test_script_with_other_words_fails_the_relay(tmp_path):
-    """A script that relays "Someone wrote: …" fails 4.6's relay scenario, saying what bob got."""
+    """A script that relays "Someone wrote: …" fails 4.5's relay scenario, saying what bob got."""
     path = tmp_path / "server_echo_broadcast.py"
     code = ex.script.code.split("\n", 1)[1]
     path.write_text(code.replace('"Someone said: "', '"Someone wrote: "'))
@@ -230,3 +322,17 @@ async def test_script_with_other_words_fails_the_relay(tmp_path):
         "bob received: expected 'Someone said: Hello everyone', "
         "received 'Someone wrote: Hello everyone'"
     )
+
+
+async def test_script_with_a_bare_main_names_it(tmp_path):
+    """4.5 with main() instead of asyncio.run(main()) names the coroutine that never ran."""
+    path = tmp_path / "server_echo_broadcast.py"
+    code = ex.script.code.split("\n", 1)[1]
+    path.write_text(code.replace("asyncio.run(main())", "main()"))
+    results = await ex.script.results(path, timeout=1)
+    assert results[0].status == FAILED
+    assert results[0].detail.endswith(
+        "; likely cause: main() on its own only makes a coroutine, which never "
+        "runs: write asyncio.run(main())"
+    )
+    assert results[0].cause == "main() without asyncio.run"

@@ -190,7 +190,7 @@ asyncio.run(main())
 
 
 async def test_script_that_answers_and_ignores_ctrl_c(tmp_path):
-    """An echo script as 4.6's answer: wrong relay, and still running after Ctrl+C."""
+    """An echo script as 4.5's answer: wrong relay, and still running after Ctrl+C."""
     from wsteach.exercises import broadcast
 
     path = tmp_path / "server_echo_broadcast.py"

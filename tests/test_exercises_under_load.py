@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from websockets.asyncio.server import broadcast
 from websockets.exceptions import ConnectionClosed
 
 from wsteach.exercises import under_load as ex
@@ -62,4 +63,37 @@ async def test_relay_rejects_the_careful_loop():
     assert (
         detail
         != f"bob, while sloth stalled: expected '{LOAD_MESSAGES} messages', received '{LOAD_MESSAGES} messages'"
+    )
+
+
+lobby: set = set()
+
+
+async def awaited_broadcast(websocket):
+    """5.3 with await before broadcast(...), which returns None."""
+    lobby.add(websocket)
+    try:
+        async for message in websocket:
+            await broadcast(lobby - {websocket}, "Someone said: " + message)
+    except ConnectionClosed:
+        pass
+    finally:
+        lobby.remove(websocket)
+
+
+async def test_relay_names_an_awaited_broadcast():
+    """await broadcast(...) is named: a plain function, to call without await."""
+    results = await ex.relay.results(awaited_broadcast)
+    assert [r.status for r in results] == [FAILED] * 3
+    assert results[0].detail.startswith(
+        "your handler raised TypeError: object NoneType can't be used in 'await' "
+        "expression ("
+    )
+    assert all(
+        r.detail.endswith(
+            "; likely cause: await before a call that isn't a coroutine: "
+            "broadcast(...) is a plain function, it returns None; call it without "
+            "await"
+        )
+        for r in results
     )

@@ -128,15 +128,15 @@ async def test_checks_hints_and_solutions_reach_the_board(
         assert state
         assert cell(classroom, "2.2")["hints"] == 1
         assert cell(classroom, "2.2")["solution"] is True
-        first_client.predict_1_3.check(1006)
-        await poll(lambda: cell(classroom, "1.3").get("cause") == "wrong prediction")
-        first_client.predict_1_3.check(1000)
-        first_client.predict_1_3.hint()
-        first_client.predict_1_3.solution()
-        first_client.predict_1_3.check(...)  # Not attempted: not reported.
-        await poll(lambda: cell(classroom, "1.3").get("solution"))
-        assert cell(classroom, "1.3")["result"] == "passed"
-        assert cell(classroom, "1.3")["hints"] == 1
+        first_client.predict_1_1.check(1006)
+        await poll(lambda: cell(classroom, "1.1").get("cause") == "wrong prediction")
+        first_client.predict_1_1.check(1000)
+        first_client.predict_1_1.hint()
+        first_client.predict_1_1.solution()
+        first_client.predict_1_1.check(...)  # Not attempted: not reported.
+        await poll(lambda: cell(classroom, "1.1").get("solution"))
+        assert cell(classroom, "1.1")["result"] == "passed"
+        assert cell(classroom, "1.1")["hints"] == 1
         await echo_server.port.check({})  # Not attempted: nothing reported.
         assert "2.1" not in row(classroom).cells
         await echo_server.port.check({"PORT": "x"})

@@ -61,8 +61,11 @@ __all__ = [
     "Result",
     "Run",
     "Step",
+    "called",
+    "definition",
     "expect",
     "is_stub",
+    "node_kinds",
     "notebook_namespace",
     "within",
 ]
@@ -74,13 +77,28 @@ MARKS = {PASSED: "✓", FAILED: "✗", NOT_ATTEMPTED: "·"}
 
 
 class Mismatch(AssertionError):
-    """What a scenario expected differs from what arrived."""
+    """What a scenario expected differs from what arrived.
 
-    def __init__(self, expected: Any, received: Any, what: str = "") -> None:
+    ``cause``, when the scenario knows it, is the sentence that names the
+    likely cause ("likely cause: …"), and ``short`` its short name for the
+    class board; they come after the expected/received part of the line.
+    """
+
+    def __init__(
+        self,
+        expected: Any,
+        received: Any,
+        what: str = "",
+        *,
+        cause: str = "",
+        short: str = "",
+    ) -> None:
         super().__init__(what, expected, received)
         self.expected = expected
         self.received = received
         self.what = what
+        self.cause = cause
+        self.short = short or ("mismatch" if cause else "")
 
     def __str__(self) -> str:
         about = f"{self.what}: " if self.what else ""
@@ -131,6 +149,7 @@ class Run:
 
 
 Scenario = Callable[[Run], Awaitable[None]]
+Diagnose = Callable[[Any, BaseException | None], tuple[str, str] | None]
 
 
 @dataclass(frozen=True)
@@ -343,6 +362,9 @@ class Exercise(Checked):
             It receives ``(websocket, received)``: append what arrives.
         prints: Collect what the answer prints in :attr:`Run.printed`
             (instead of showing it).
+        diagnose: Given the answer and what ended a failed scenario, return
+            the likely cause that the answer's code shows, as ``(short name,
+            sentence)``, or None to let the symptom speak.
     """
 
     def __init__(
@@ -356,6 +378,7 @@ class Exercise(Checked):
         kind: Literal["handler", "client"] = "handler",
         reference: Callable[[Any, list[Any]], Awaitable[None]] | None = None,
         prints: bool = False,
+        diagnose: Diagnose | None = None,
     ) -> None:
         if kind == "client" and reference is None:
             raise ValueError("a client exercise needs a reference server")
@@ -367,6 +390,7 @@ class Exercise(Checked):
         self.kind = kind
         self.reference = reference
         self.prints = prints
+        self.diagnose = diagnose
 
     def __repr__(self) -> str:
         return f"<Exercise {self.number} · {self.title}>"
@@ -472,16 +496,29 @@ class Exercise(Checked):
         not_awaited = [
             str(w.message) for w in caught if "was never awaited" in str(w.message)
         ]
-        if run.errors:
+        known = failure if isinstance(failure, Mismatch) and failure.cause else None
+        if run.errors and not (
+            # The scenario named the cause; a ConnectionClosed that followed
+            # (a send to a client the scenario closed) is only its echo.
+            known and all(isinstance(e, ConnectionClosed) for e in run.errors)
+        ):
             error = run.errors[0]
             crash = f"your handler raised {type(error).__name__}: {error}"
             detail = f"{crash} ({detail})" if detail else crash
             failure = error
         if not detail:
             return Result(name, PASSED)
-        short, cause = _likely_cause(
-            failure, watch, not_awaited, crashed=bool(run.errors)
-        )
+        crashed = failure is not None and any(failure is e for e in run.errors)
+        diagnosed = None
+        if not not_awaited and self.diagnose is not None:
+            diagnosed = self.diagnose(run.answer, failure)
+        if diagnosed is None and not not_awaited and known is not None:
+            diagnosed = known.short, known.cause
+        if diagnosed is None:
+            diagnosed = _likely_cause(
+                failure, watch, not_awaited, crashed=crashed, answer=run.answer
+            )
+        short, cause = diagnosed
         detail = f"{detail}; {cause}" if cause else detail
         return Result(name, FAILED, detail, cause=short)
 
@@ -552,7 +589,10 @@ class Step(Checked):
             except NotAttempted as exc:
                 results.append(Result(name, NOT_ATTEMPTED, str(exc)))
             except Mismatch as exc:
-                results.append(Result(name, FAILED, str(exc), cause="mismatch"))
+                detail = f"{exc}; {exc.cause}" if exc.cause else str(exc)
+                results.append(
+                    Result(name, FAILED, detail, cause=exc.short or "mismatch")
+                )
             except Exception as exc:
                 detail = f"{type(exc).__name__}: {exc}".replace("\n", " ")
                 results.append(Result(name, FAILED, detail, cause=type(exc).__name__))
@@ -581,7 +621,8 @@ class Question:
             names when order doesn't matter.
         explanation: Why it is right; shown when the answer is right and by
             :meth:`solution`.
-        hints: Hint 1 names the idea, hint 2 the construct, without the answer.
+        hints: None by default: a prediction is yours before the cell shows
+            the answer; :meth:`check` explains after, right or wrong.
         wrong: Likely wrong answers, each with what it suggests you think and
             why that isn't so.
         choices: For a multiple-choice question, the letters that are valid
@@ -595,7 +636,7 @@ class Question:
         *,
         answer: int | str | frozenset[str],
         explanation: str,
-        hints: Sequence[str],
+        hints: Sequence[str] = (),
         wrong: dict[Any, str] | None = None,
         choices: str = "",
     ) -> None:
@@ -683,8 +724,15 @@ class Question:
                 report(self.number, FAILED, "wrong prediction")
 
     def hint(self, level: int = 1) -> None:
-        """Print hint number ``level`` (1 is the gentlest)."""
-        _hint(f"question {self.number}", self.hints, level)
+        """Print hint number ``level``; a question without hints says why it has none."""
+        if not self.hints:
+            print(
+                f"question {self.number} has no hint: a prediction is what you "
+                "expect before you see it; check() explains after, right or "
+                "wrong, and solution() shows the answer"
+            )
+        else:
+            _hint(f"question {self.number}", self.hints, level)
         report(self.number, "hint")
 
     def solution(self) -> None:
@@ -762,12 +810,62 @@ def _has_loop(function: Any) -> bool:
     return False
 
 
+_NOT_AWAITABLE = re.compile(r"object (\w+) can't be used in 'await' expression")
+# Functions of websockets that return at once: awaiting them is the mistake.
+_PLAIN_FUNCTIONS = {"broadcast"}
+
+
+def definition(function: Any) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    """The ``def`` of ``function`` as Python's parser reads its source; None if gone.
+
+    For checks that name a cause from the answer's code: a local variable, an
+    ``except`` that catches too much, a removal outside ``finally``.
+    """
+    return _definition(function)
+
+
+def node_kinds(function: Any) -> set[str]:
+    """The kinds of syntax (``"AsyncFor"``, ``"Try"``…) in ``function``'s own body.
+
+    Empty when its source is gone: no cause is then named from the code.
+    """
+    return {type(node).__name__ for node in _own_nodes(_definition(function))}
+
+
+def called(function: Any, *, awaited: bool = False) -> set[str]:
+    """Names of the functions ``function`` calls (only those it awaits, if ``awaited``).
+
+    ``await broadcast(...)`` and ``await websockets.broadcast(...)`` both give
+    ``"broadcast"``. Empty when its source is gone.
+    """
+    names = set()
+    for node in _own_nodes(_definition(function)):
+        if awaited:
+            node = node.value if isinstance(node, ast.Await) else None
+        if isinstance(node, ast.Call):
+            names.add(ast.unparse(node.func).rsplit(".", 1)[-1])
+    return names
+
+
+def _own_nodes(tree: ast.AST | None) -> list[ast.AST]:
+    """Every node of a function's body, without the functions defined inside it."""
+    found: list[ast.AST] = []
+    todo: list[ast.AST] = list(ast.iter_child_nodes(tree)) if tree else []
+    while todo:
+        node = todo.pop()
+        found.append(node)
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            todo.extend(ast.iter_child_nodes(node))
+    return found
+
+
 def _likely_cause(
     failure: BaseException | None,
     watch: _Watch,
     not_awaited: list[str],
     *,
     crashed: bool,
+    answer: Any = None,
 ) -> tuple[str, str]:
     """Name the likely cause of a failure: its short name and its sentence.
 
@@ -780,6 +878,7 @@ def _likely_cause(
         watch: How the handlers ended.
         not_awaited: "coroutine ... was never awaited" warnings meanwhile.
         crashed: Whether ``failure`` is the handler's own exception.
+        answer: The answer, whose code may tell causes apart.
     """
     if any("send" in message for message in not_awaited):
         return "send not awaited", (
@@ -792,9 +891,31 @@ def _likely_cause(
         return "not awaited", (
             f"likely cause: {name} was called without await, so it never ran"
         )
+    if crashed and isinstance(failure, TypeError):
+        awaited = _NOT_AWAITABLE.search(str(failure))
+        if awaited:
+            call = next(iter(called(answer, awaited=True) & _PLAIN_FUNCTIONS), "")
+            kind = awaited.group(1)
+            value = "None" if kind == "NoneType" else f"a {kind}"
+            what = (
+                f"{call}(...) is a plain function, it returns {value}"
+                if call
+                else f"what you awaited is {value}, not a coroutine"
+            )
+            return "await of a plain function", (
+                f"likely cause: await before a call that isn't a coroutine: {what}; "
+                "call it without await"
+            )
     if crashed and isinstance(failure, ConnectionClosed):
+        name = type(failure).__name__
+        if "AsyncFor" in node_kinds(answer):
+            return "ConnectionClosed escaped", (
+                f"likely cause: {name} escaped your handler: a send to a client "
+                "that had left raised it (async for itself ends quietly); catch "
+                "ConnectionClosed around the loop"
+            )
         return "ConnectionClosed escaped", (
-            f"likely cause: {type(failure).__name__} escaped your handler: the client "
+            f"likely cause: {name} escaped your handler: the client "
             "left while it waited in recv(); loop with async for message in websocket "
             "(it ends quietly), or catch ConnectionClosed"
         )
@@ -817,6 +938,15 @@ def _likely_cause(
             "websocket.send(...) for each message it receives?"
         )
     if isinstance(failure, Mismatch):
+        if failure.received is None and failure.what.endswith(" returned"):
+            function = getattr(answer, "__name__", "your function")
+            shows = (
+                "print(...) shows the reply, and " if "print" in called(answer) else ""
+            )
+            return "returns nothing", (
+                f"likely cause: {function} returns nothing (None): {shows}only "
+                "return hands it back to the caller; end with return and the value"
+            )
         return _mismatch_cause(failure)
     if crashed:
         return "handler raised", ""

@@ -417,4 +417,17 @@ class ScriptExercise(Checked):
             printed = [line for line in run.output if line.strip()]
             if printed:
                 detail += f"; its last line: {printed[-1]}"
+        never = next(filter(None, map(_NEVER_AWAITED.search, run.output)), None)
+        if never:
+            function = never.group(1)
+            detail += (
+                f"; likely cause: {function}() on its own only makes a coroutine, "
+                f"which never runs: write asyncio.run({function}())"
+            )
+            return Result(
+                name, FAILED, detail, cause=f"{function}() without asyncio.run"
+            )
         return Result(name, FAILED, detail)
+
+
+_NEVER_AWAITED = re.compile(r"coroutine '(\w+)' was never awaited")

@@ -460,10 +460,8 @@ publish = ScriptExercise(
         ),
     ],
     hints=[
-        "build a dict with the sender's id and the text, turn it into a string "
-        "with json.dumps, and publish it on CHANNEL",
-        'data = {"sender": str(websocket.id), "text": message}, then '
-        "await r.publish(CHANNEL, ...)",
+        "build a dict with the sender's id and the text, turn it into a string with json.dumps, and publish it on CHANNEL",
+        'data = {"sender": ___, "text": ___}, the sender as text: str(websocket.___); then await r.publish(CHANNEL, json.___(data))',
     ],
     solution=_part("async def publish", "async def relay_from_redis"),
 )
@@ -536,12 +534,8 @@ relay = ScriptExercise(
         ("20 messages from bob reach alice and dave in order", _in_order),
     ],
     hints=[
-        "loop over pubsub.listen(); skip what isn't a message (the subscription's "
-        "confirmation), decode the JSON, and broadcast to the local clients but the "
-        "sender; start_relay starts that loop in the background",
-        'if item["type"] != "message": continue; data = json.loads(item["data"]); '
-        'the others are [c for c in connected if str(c.id) != data["sender"]]; '
-        "start_relay returns asyncio.create_task(relay_from_redis(pubsub))",
+        "loop over pubsub.listen(); skip what isn't a message (the subscription's confirmation), decode the JSON, and broadcast to the local clients but the sender; start_relay starts that loop in the background",
+        'async for item in pubsub.___(): skip items whose "type" isn\'t "message"; data = json.loads(item[___]); the others are the connected clients whose str(c.id) isn\'t data[___]; start_relay returns asyncio.___(relay_from_redis(pubsub))',
     ],
     solution=_part("async def relay_from_redis", "async def handler"),
     diagnose=_relay_cause,

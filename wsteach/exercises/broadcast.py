@@ -19,6 +19,7 @@ the notebook; their checks find it through the handler and empty it first.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import re
 from typing import Any
@@ -28,7 +29,15 @@ from websockets.asyncio.client import connect as ws_connect
 from ..clients import crowd
 from ..internals import transport
 from ..timeouts import TIMEOUT_FACTOR
-from ._core import Exercise, Mismatch, NotAttempted, Question, Run, Step
+from ._core import (
+    Exercise,
+    Mismatch,
+    NotAttempted,
+    Question,
+    Run,
+    Step,
+    definition,
+)
 from ._scenarios import (
     ScriptExercise,
     ScriptRun,
@@ -146,7 +155,15 @@ async def _sender_skipped(run: Run) -> None:
             raise Mismatch(
                 "Someone said: hello",
                 received,
-                "alice, the sender of hi, received (skip conn == websocket)",
+                "alice, the sender of hi, received",
+                cause=(
+                    "likely cause: your loop sends to every connection in "
+                    "connected, the sender's too: skip the one where "
+                    "conn == websocket"
+                )
+                if received == "Someone said: hi"
+                else "",
+                short="sent to the sender",
             )
 
 
@@ -183,18 +200,106 @@ async def _vanishing_is_removed(run: Run) -> None:
         await alice.send("still here")
 
 
+async def _crash_is_removed(run: Run) -> None:
+    room = _room_of(run)
+    async with crowd(run.url, "alice", "carol") as (alice, carol):
+        await until(lambda: len(room) == 2, run.timeout)
+        # "Someone said: " + b"..." raises TypeError in carol's handler: a bug,
+        # neither a close nor a vanish. Only finally still runs after it.
+        await carol.send(b"\x00binary")
+        await carol.wait_closed(run.timeout)
+        await until(lambda: bool(run.errors), run.timeout)
+        removed = await until(lambda: len(room) == 1, run.timeout)
+        # The crash is this scenario's own doing: it is no failure.
+        run.errors[:] = [e for e in run.errors if not isinstance(e, TypeError)]
+        if not removed:
+            raise Mismatch(
+                1,
+                len(room),
+                "connections in connected after carol's handler crashed",
+                cause=_removal_cause(run.answer),
+                short="removal not in finally",
+            )
+        await alice.send("still here")
+
+
+def _removal_cause(handler: Any) -> str:
+    """Why the connection stayed in the set: where the answer removes it, if it does."""
+    tree = definition(handler)
+    nodes = list(ast.walk(tree)) if tree is not None else []
+    in_finally = {
+        id(node)
+        for block in nodes
+        if isinstance(block, ast.Try)
+        for statement in block.finalbody
+        for node in ast.walk(statement)
+    }
+    removals = [
+        node
+        for node in nodes
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in {"remove", "discard"}
+    ]
+    if removals and not any(id(node) in in_finally for node in removals):
+        return (
+            "likely cause: your removal comes after try/except, so it runs only "
+            "when the handler ends the ways your except expects; an error it "
+            "doesn't catch (here a TypeError) skips it: move it into finally:"
+        )
+    return (
+        "likely cause: nothing removes a connection whose handler crashed: "
+        "remove it in a finally: block, which runs however the handler ends"
+    )
+
+
+def _room_cause(answer: Any, failure: BaseException | None) -> tuple[str, str] | None:
+    """Causes of 4.2 to 4.4 that the handler's code shows."""
+    tree = definition(answer)
+    if tree is None:
+        return None
+    nodes = list(ast.walk(tree))
+    if any(
+        isinstance(node, ast.Name)
+        and node.id == "connected"
+        and isinstance(node.ctx, ast.Store)
+        for node in nodes
+    ):
+        return "local set", (
+            "likely cause: connected = ... inside your handler makes a new, local "
+            "set at each call, one per client, and the notebook's connected stays "
+            "empty; create the set once, outside the handler (step 4.1)"
+        )
+    sender = tree.args.args[0].arg if tree.args.args else ""
+    for loop in nodes:
+        if not (isinstance(loop, ast.For) and isinstance(loop.target, ast.Name)):
+            continue
+        for node in ast.walk(loop):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr == "send"
+                and isinstance(node.value, ast.Name)
+                and node.value.id == sender != loop.target.id
+            ):
+                return "sent to the sender", (
+                    f"likely cause: inside the loop over the room, {sender}.send(...) "
+                    f"sends to the sender again, once per connection; send to the "
+                    f"loop's variable: {loop.target.id}.send(...)"
+                )
+    return None
+
+
 join = Exercise(
     "4.2",
     "Add each client to the room",
+    diagnose=_room_cause,
     scenarios=[
         ("alice, bob and carol connect: connected holds 3 connections", _three_join),
         ("alice sends a message and stays connected", _stay_connected),
     ],
     hints=[
-        "the handler starts once per client, with that client's connection: "
-        "put it in the shared set right then, before reading messages",
-        "a set has a method to put one more element in; then keep the "
-        "connection open with the async for loop of 02",
+        "the handler starts once per client, with that client's connection: put it in the shared set right then, before reading messages",
+        "connected.___(websocket) first (a set's method for one more element); then the async for loop of 02, which keeps the connection open",
     ],
     solution="""
 connected = set()
@@ -211,6 +316,7 @@ async def join(websocket):
 relay = Exercise(
     "4.3",
     "Relay to the others",
+    diagnose=_room_cause,
     scenarios=[
         (
             'alice says "Hello everyone": bob and carol get "Someone said: Hello everyone"',
@@ -219,10 +325,8 @@ relay = Exercise(
         ("alice, the sender, doesn't get her own message back", _sender_skipped),
     ],
     hints=[
-        "for each message, go through every connection in the room, and send "
-        "to each one that isn't the sender's",
-        "a for loop over connected inside the async for; compare each conn "
-        "with websocket before you await its send",
+        "for each message, go through every connection in the room, and send to each one that isn't the sender's",
+        'inside async for: for ___ in connected:, an if that leaves out the sender, then await ___.send("Someone said: " + ___)',
     ],
     solution="""
 connected = set()
@@ -241,6 +345,7 @@ async def relay(websocket):
 echo = Exercise(
     "4.4",
     "Leave the room however you leave",
+    diagnose=_room_cause,
     scenarios=[
         (
             'alice says "Hello everyone": bob and carol get "Someone said: Hello everyone"',
@@ -254,13 +359,14 @@ echo = Exercise(
             "carol vanishes without closing: no crash, she leaves connected",
             _vanishing_is_removed,
         ),
+        (
+            "a bug crashes carol's handler (she sends bytes): she leaves connected",
+            _crash_is_removed,
+        ),
     ],
     hints=[
-        "the handler can end three ways: the client closes, the client "
-        "vanishes (ConnectionClosedError), or a bug; the connection must leave "
-        "the set in every case",
-        "wrap the async for in try: …; catch ConnectionClosed as in 03, and "
-        "take the connection out of the set in a finally: block",
+        "the handler can end three ways: the client closes, the client vanishes (ConnectionClosedError), or a bug; the connection must leave the set in every case",
+        "try: / the async for of 4.3 / except ___: with the video's print / finally: with the line that takes websocket out of connected",
     ],
     solution="""
 connected = set()
@@ -282,7 +388,7 @@ async def echo(websocket):
 
 
 predict_who_hears = Question(
-    "4.5",
+    "4.6",
     "Who receives bob's message?",
     answer=frozenset({"alice"}),
     explanation=(
@@ -290,12 +396,6 @@ predict_who_hears = Question(
         "her connection out of connected; the loop skips bob, the sender: "
         "only alice is left"
     ),
-    hints=[
-        "go through connected as the loop does, at the moment bob's message "
-        "arrives: who is still in it?",
-        "carol's finally has run by then; and the if in the loop leaves one "
-        "more connection out",
-    ],
     wrong={
         frozenset({"alice", "bob"}): (
             "bob sent it: the loop skips conn == websocket, the sender's own connection"
@@ -312,7 +412,7 @@ predict_who_hears = Question(
 )
 
 
-# 4.6 the script
+# 4.5 the script
 
 
 _BANNER = re.compile(r"Server listening on [Pp]ort (\d+)")
@@ -351,7 +451,7 @@ async def _script_vanish(run: ScriptRun) -> None:
 
 
 script = ScriptExercise(
-    "4.6",
+    "4.5",
     "server_echo_broadcast.py",
     scenarios=[
         ("it prints its banner and listens on the port", _script_listens),
@@ -447,9 +547,8 @@ everyone = Exercise(
         ),
     ],
     hints=[
-        "start from the video's handler: add the client to the set, loop over the "
-        "messages, remove the client in finally",
-        "send to every connection in the set, without the `if conn != websocket` test",
+        "start from the video's handler: add the client to the set, loop over the messages, remove the client in finally",
+        "a set of its own (members); in the loop over it, send to ___ connection: nothing is left out, the sender included",
     ],
     solution="""
 members = set()
@@ -507,10 +606,8 @@ who = Exercise(
         ('after bob leaves, alice alone gets "1 person connected"', _who_after_leave),
     ],
     hints=[
-        "the number of people connected is len(...) of the set; check "
-        'if message == "/who": before relaying',
-        'answer with await websocket.send(f"{n} people connected") — or '
-        '"1 person connected" when n is 1 — and use continue to skip the relay',
+        "a command is a message the handler answers itself instead of relaying: test for it before the relay; the count is the size of the set",
+        'if message == ___: build "1 person connected" or "___ people connected", send it to the sender only, then continue, which skips the relay',
     ],
     solution="""
 present = set()

@@ -87,9 +87,8 @@ nicknames = Exercise(
         ("after bob leaves, alice and carol still talk", _after_leaving),
     ],
     hints=[
-        "read the first message with name = await websocket.recv() before the "
-        "async for loop; only then add the client to the room",
-        'keep the room in a dict {websocket: name}; relay with broadcast(others, f"{name}: {message}")',
+        "the first message is the name: read it once, before the loop, and welcome the client; only then does it join the room",
+        'keep the room in a dict {websocket: name}; relay to the others with broadcast(___, f"{___}: {___}")',
     ],
     solution="""
 names = {}
@@ -165,9 +164,8 @@ announce = Exercise(
         ),
     ],
     hints=[
-        "start from your nicknames handler: announce the join right after the "
-        "welcome, to the people already in the room",
-        'announce the leave in finally, only if the client got a nickname: if people.pop(websocket, None) is not None: broadcast(people, f"{name} left")',
+        "start from your nicknames handler: announce the join right after the welcome, to the people already in the room",
+        'in finally, announce the leave only if the client got a nickname: people.pop(websocket, None) returns the name, or None for a client without one; broadcast(___, f"{___} left")',
     ],
     solution="""
 people = {}
@@ -254,10 +252,8 @@ json_chat = Exercise(
         ("after an error, the connection keeps working", _json_keeps_going),
     ],
     hints=[
-        "json.loads(message) raises ValueError for invalid JSON: catch it, send "
-        'json.dumps({"type": "error", "error": "invalid JSON"}), and continue',
-        'then check isinstance(event, dict) and event.get("type") == "chat", then '
-        'isinstance(event.get("text"), str); relay json.dumps({"type": "chat", "text": event["text"]})',
+        "json.loads(message) raises ValueError for invalid JSON: catch it, answer with an error, and go on with the next message",
+        'json.loads(___) inside try:, with except ValueError: for the error; then three tests, each with its error: is event a dict, is its "type" "chat", is its "text" a str; answer with json.dumps({"type": "error", "error": ___}), relay json.dumps({"type": "chat", "text": ___})',
     ],
     solution="""
 chatters = set()
@@ -340,10 +336,8 @@ rate_limit = Exercise(
         ("a second later, alice may talk again", _a_second_later),
     ],
     hints=[
-        "keep, for each client, the times of its recent messages: a "
-        "collections.deque() created inside the handler is per client",
-        "on each message: now = time.monotonic(); drop the times older than 1 "
-        "second from the left; if 5 remain, send the slow-down line and continue",
+        "keep, for each client, the times of its recent messages: a collections.deque() created inside the handler is per client",
+        "on each message: now = time.___(); popleft the times older than 1 second; if ___ remain, send the slow-down line and continue; else append now, then relay",
     ],
     solution="""
 talkers = set()

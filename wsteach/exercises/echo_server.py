@@ -142,10 +142,8 @@ handler = Exercise(
         ("two clients each get their own replies", _two_clients),
     ],
     hints=[
-        "websockets calls the handler once per client: print first, then loop over "
-        "that client's messages until it leaves",
-        "async for message in websocket: runs once per message; inside it, print, "
-        "then reply with await websocket.send(...)",
+        "websockets calls the handler once per client: print first, then loop over that client's messages until it leaves",
+        "async for ___ in websocket: runs its body once per message; in the body, print the video's line with the message, then await websocket.send(___) with the reply",
     ],
     solution="""
 async def echo(websocket):
@@ -168,10 +166,29 @@ def _server(names: dict[str, Any]) -> Running:
         kind = type(server).__name__
         raise Mismatch(
             "what await wsteach.start(echo, port=PORT) returns",
-            f"a {kind}" + (" (did you forget await?)" if kind == "start" else ""),
+            f"a {kind}"
+            + (f" ({_why_not_started(server, names)})" if kind == "start" else ""),
             "server",
         )
     return server
+
+
+def _why_not_started(server: Any, names: dict[str, Any]) -> str:
+    """Why ``server`` still holds a ``wsteach.start(...)`` call, not a server."""
+    if getattr(server, "_used", False):
+        return (
+            "it was awaited, but its result went nowhere: write "
+            "server = await wsteach.start(...) in one line"
+        )
+    cells = [
+        cell for cell in names.get("In", []) if re.search(r"^server\s*=", cell, re.M)
+    ]
+    if cells and re.search(r"^server\s*=\s*await\b", cells[-1], re.M):
+        return (
+            "your cell awaits it now, but that cell didn't finish: server still "
+            "holds the call from before; run that cell again and read its error"
+        )
+    return "did you forget await?"
 
 
 async def _server_runs(names: dict[str, Any]) -> None:
@@ -203,10 +220,8 @@ serving = Step(
         ('a client gets "Pong: Hello server"', _server_answers),
     ],
     hints=[
-        "wsteach.start(handler, port=...) starts serving and returns a handle; "
-        "await it, because starting a server waits for the network",
-        "pass the handler function itself (echo, not echo()) and port=PORT, and "
-        "keep what await returns in the variable server",
+        "wsteach.start(handler, port=...) starts serving and returns a handle; await it, because starting a server waits for the network",
+        "server = await wsteach.start(___, port=___): the handler function itself, not a call of it",
     ],
     solution="""
 server = await wsteach.start(echo, port=PORT)
@@ -226,11 +241,6 @@ predict_2_4 = Question(
         "finished with the previous one, so one client's messages are handled one "
         "at a time, in order; the others wait in the connection's buffer"
     ),
-    hints=[
-        "the handler is one loop; think about when async for asks for the next message",
-        "await websocket.send(...) is inside the loop's body: the next turn of the "
-        "loop starts after it",
-    ],
     wrong={
         1000: "that would need 1000 copies of the loop; one client gets one handler "
         "call, and that call is one loop",
@@ -284,7 +294,37 @@ async def _script_parts(names: dict[str, Any]) -> None:
         ) from None
     wanted = ["serve", "serve_forever", "asyncio.run"]
     missing = [name for name in wanted if name not in used]
-    expect(missing, [], f"what {SCRIPT} lacks of serve, serve_forever, asyncio.run")
+    bare = "asyncio.run" in missing and _calls_main_alone(source)
+    if missing:
+        raise Mismatch(
+            [],
+            missing,
+            f"what {SCRIPT} lacks of serve, serve_forever, asyncio.run",
+            cause=_BARE_MAIN if bare else "",
+            short="main() without asyncio.run" if bare else "",
+        )
+
+
+_BARE_MAIN = (
+    "likely cause: main() on its own only makes a coroutine, which never runs "
+    "(Python warns that it was never awaited); asyncio.run(main()) runs it"
+)
+
+
+def _calls_main_alone(source: str) -> bool:
+    """Whether the script's top level calls ``main()`` as a statement of its own."""
+    tree = ast.parse(source)
+    statements = list(tree.body)
+    for node in tree.body:
+        if isinstance(node, ast.If):  # if __name__ == "__main__":
+            statements += node.body
+    return any(
+        isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Call)
+        and isinstance(node.value.func, ast.Name)
+        and node.value.func.id == "main"
+        for node in statements
+    )
 
 
 async def _script_serves(names: dict[str, Any]) -> None:
@@ -300,7 +340,14 @@ async def _script_serves(names: dict[str, Any]) -> None:
         last = said[-1] if said else "nothing"
         if "address already in use" in output.lower():
             last += " (stop the notebook's server first: await server.stop())"
-        raise Mismatch(f"{LISTENING} ...", last, f"{SCRIPT}, run with python") from None
+        never = "was never awaited" in output
+        raise Mismatch(
+            f"{LISTENING} ...",
+            last,
+            f"{SCRIPT}, run with python",
+            cause=_BARE_MAIN if never else "",
+            short="main() without asyncio.run" if never else "",
+        ) from None
     try:
         await process.wait_for_output("\n", timeout=TIMEOUT)
         found = re.search(rf"{LISTENING} (\d+)", process.output, re.IGNORECASE)
@@ -329,10 +376,8 @@ script = Step(
         ),
     ],
     hints=[
-        "a script has no running event loop: asyncio.run(main()) starts one, and "
-        "main() serves until the program is stopped",
-        'in main(): async with serve(echo, "localhost", PORT) as server:, then the '
-        "listening print, then await server.serve_forever()",
+        "a script has no running event loop: asyncio.run(...) starts one and runs a main coroutine, which serves until the program is stopped",
+        'async def main(): with async with serve(___, "localhost", ___) as server:, inside it the listening print, then await server.___(); the last line hands main() to asyncio.___(...)',
     ],
     solution=f"""
 %%writefile {SCRIPT}
@@ -385,18 +430,45 @@ async def _each_client_counts(run: Run) -> None:
             expect(await alice.recv(run.timeout), "3: still here", "alice's third")
 
 
+_NUMBERED = re.compile(r"(\d+): (.*)", re.S)
+
+
+def _counter_cause(
+    answer: Any, failure: BaseException | None
+) -> tuple[str, str] | None:
+    """Name what the numbers show: one counter for everyone, or one per message."""
+    if not isinstance(failure, Mismatch):
+        return None
+    expected = _NUMBERED.fullmatch(str(failure.expected))
+    received = _NUMBERED.fullmatch(str(failure.received))
+    if not (expected and received) or expected.group(2) != received.group(2):
+        return None
+    wanted, got = int(expected.group(1)), int(received.group(1))
+    if got > wanted:
+        return "counter shared", (
+            "likely cause: one counter for every client: it keeps counting from "
+            "the clients before; create the counter inside the handler, before "
+            "its loop, so each call has its own"
+        )
+    if got == 1:
+        return "counter reset", (
+            "likely cause: the counter starts again at each message: set it "
+            "before the loop, not inside it"
+        )
+    return None
+
+
 numbered = Exercise(
     "2.6",
     "Number the replies",
+    diagnose=_counter_cause,
     scenarios=[
         ('"a", "b", "c" get "1: a", "2: b", "3: c"', _numbers),
         ("each client counts from 1 on its own", _each_client_counts),
     ],
     hints=[
-        "websockets calls your handler once per client: a variable you set "
-        "before the loop belongs to that client alone",
-        "a counter that starts before the loop and grows by one in it; the reply "
-        "is an f-string with the counter and the message",
+        "websockets calls your handler once per client: a variable you set before the loop belongs to that client alone",
+        'count = ___ before async for; in the loop, count += ___, then send f"{___}: {___}"',
     ],
     solution="""
 async def numbered(websocket):

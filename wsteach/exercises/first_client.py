@@ -1,7 +1,7 @@
 """Exercises for notebook 01, the first client.
 
-Question 1.3 (``predict_1_3``) asks for a close code before the cell that
-shows it. Exercises 1.1 and 1.2 are client exercises: your answer is an ``async def`` function that takes
+Question 1.1 (``predict_1_1``) asks for a close code before the cell that
+shows it. Exercises 1.2 and 1.3 are client exercises: your answer is an ``async def`` function that takes
 the server's URL. ``check`` starts a reference server on a free port, calls your
 function with its URL, and looks at what your function returned and what the
 server received. The reference server answers every text message with
@@ -14,7 +14,7 @@ from typing import Any
 
 from ._core import Exercise, Question, Run, expect
 
-__all__ = ["predict_1_3", "say_hello", "send_all"]
+__all__ = ["predict_1_1", "say_hello", "send_all"]
 
 
 def _expect_items(received: Any, expected: list[Any], what: str) -> None:
@@ -44,7 +44,7 @@ async def _hello_sent(run: Run) -> None:
 
 
 say_hello = Exercise(
-    "1.1",
+    "1.2",
     "Say hello and return the reply",
     kind="client",
     reference=_pong_server,
@@ -53,9 +53,8 @@ say_hello = Exercise(
         ('sends exactly one message, "Hello server"', _hello_sent),
     ],
     hints=[
-        "open the connection with: async with connect(url) as websocket:",
-        'inside the block: await websocket.send("Hello server"), '
-        "then reply = await websocket.recv(), then return reply",
+        "a client opens a connection to url, sends, waits for the reply, and hands it back to whoever called it; the connection closes when its block ends",
+        "async with connect(___) as websocket:, and in the block: await websocket.send(___), then reply = await websocket.___(); after the block, return ___",
     ],
     solution="""
 async def say_hello(url):
@@ -85,7 +84,7 @@ async def _none(run: Run) -> None:
 
 
 send_all = Exercise(
-    "1.2",
+    "1.3",
     "Send several messages, collect every reply",
     kind="client",
     reference=_pong_server,
@@ -95,10 +94,8 @@ send_all = Exercise(
         ("no messages: returns an empty list", _none),
     ],
     hints=[
-        "use one connection for all the messages; collect the replies in a list "
-        "and return it",
-        "for each message: await websocket.send(message), then "
-        "replies.append(await websocket.recv())",
+        "use one connection for all the messages; collect the replies in a list and return it",
+        "replies = [] first; in the connection's block, a for loop over messages whose body sends ___ and appends the awaited ___ to replies; return replies at the end",
     ],
     solution="""
 async def send_all(url, messages):
@@ -112,20 +109,14 @@ async def send_all(url, messages):
 )
 
 
-predict_1_3 = Question(
-    "1.3",
+predict_1_1 = Question(
+    "1.1",
     "A handler sends three messages and returns: which close code does the client see?",
     answer=1000,
     explanation=(
         "1000, a normal closure: when a handler returns, websockets closes its "
         "connection normally; the server itself keeps running"
     ),
-    hints=[
-        "nothing went wrong here, and the server doesn't stop: only this "
-        "connection ends",
-        "the diagram of the opening and closing handshakes in notebook 00 shows "
-        "the code of a normal closure",
-    ],
     wrong={
         1001: "1001 (going away) is for a server that shuts down; this server "
         "keeps running, only the handler returned",

@@ -60,12 +60,8 @@ port_the_script = ScriptExercise(
         ("Ctrl+C stops it", script_stops_on_ctrl_c),
     ],
     hints=[
-        "keep the video's prints and its handler's body; change what this notebook "
-        "showed failing: the handler's parameters, and how the server is started "
-        "and kept running",
-        "one parameter, (websocket); an async def main() with async with "
-        "websockets.serve(...) as server: and await server.serve_forever(); "
-        "asyncio.run(main()) at the bottom",
+        "keep the video's prints and its handler's body; change what this notebook showed failing: the handler's parameters, and how the server is started and kept running",
+        'one parameter, (websocket); an async def main() whose async with websockets.serve(___, "localhost", PORT) as server: block awaits server.___(); asyncio.run(___) at the bottom',
     ],
     solution="""
 %%writefile video_server_ported.py

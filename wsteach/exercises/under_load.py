@@ -129,12 +129,8 @@ careful = Exercise(
         ),
     ],
     hints=[
-        "loop over a copy, list(gathering), so that clients joining or leaving "
-        "meanwhile don't change what you iterate; catch the error of each send "
-        "on its own",
-        "inside the loop: try: await conn.send(...) / except ConnectionClosed: pass "
-        "(or continue: that client is gone, the others still get the message); as in 03, also "
-        "catch ConnectionClosed around async for, for when the client itself vanishes",
+        "loop over a copy of the set, so that clients joining or leaving meanwhile don't change what you iterate; and catch the error of each send on its own",
+        "for conn in ___(gathering): with a try: around each await conn.send(...) whose except ___: skips to the next client; keep the try / except / finally of the video's handler around async for",
     ],
     solution="""
 gathering = set()
@@ -173,10 +169,8 @@ relay = Exercise(
         ),
     ],
     hints=[
-        "broadcast(connections, message) sends to all of them at once, without "
-        "await, and skips the ones that are closed",
-        'build the others with lobby - {websocket}, then broadcast(others, "Someone said: " + message); '
-        "keep the try / except ConnectionClosed / finally of the video's handler",
+        "broadcast(connections, message) sends to all of them at once, without await, and skips the ones that are closed",
+        'broadcast(___, "Someone said: " + message), no await; the others are the set minus a set that holds only ___; keep the try / except ConnectionClosed / finally of the video\'s handler',
     ],
     solution="""
 lobby = set()
@@ -206,12 +200,6 @@ predict_stall = Question(
         "never gets to bob's copy of the next message: bob gets the first few, "
         "then nothing until sloth reads again"
     ),
-    hints=[
-        "the handler sends to the clients one after the other, and each send is "
-        "awaited: what happens to the loop while one send waits?",
-        "sloth's buffers hold a few megabytes, so the first sends to sloth return "
-        "at once; count how far the loop gets after that",
-    ],
     wrong={
         "a": (
             "bob reads everything, but he only gets what alice's handler sends "
@@ -234,12 +222,6 @@ predict_keepalive = Question(
         "waiting there, and ping() waits for that buffer to drain before the "
         "ping_timeout starts: it never starts, and sloth stays connected"
     ),
-    hints=[
-        "keepalive closes a connection when a pong doesn't come back in time: "
-        "when does that timer start?",
-        "the ping is sent like any other frame, through the same write buffer; "
-        "look at what sits in that buffer already",
-    ],
     wrong={
         "no": (
             "that is what keepalive would do if its ping got through; here the "
