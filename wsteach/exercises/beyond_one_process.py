@@ -397,7 +397,7 @@ async def _published(pubsub: Any, timeout: float) -> Any:
         item = await pubsub.get_message(ignore_subscribe_messages=True, timeout=left)
         # These run (a test sees "received nothing"), but once get_message has
         # timed out, CPython 3.11 traces no more lines of this frame.
-        if item is not None:  # pragma: no branch
+        if item is not None:  # pragma: no branch - see above (CPython 3.11)
             try:
                 return json.loads(item["data"])
             except ValueError:

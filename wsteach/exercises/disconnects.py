@@ -120,8 +120,9 @@ async def _bug_reaches_log(run: Run) -> None:
         # client must get 1011.
         await client.send(b"\x00binary")
         await client.wait_closed(run.timeout)
-        # No branch: CPython 3.11 traces no jump from an if that ends an async with.
-        if client.close_code != 1011:  # pragma: no branch
+        if (
+            client.close_code != 1011
+        ):  # pragma: no branch - CPython 3.11 traces no jump from an if ending an async with
             clause = _catch_all(run.answer)
             raise Mismatch(
                 1011,
