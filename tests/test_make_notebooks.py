@@ -264,3 +264,38 @@ def test_handshake_and_fan_out_are_drawn():
     assert draws("00-start-here.ipynb") or draws("02-echo-server.ipynb")
     if (SOLUTIONS / "04-broadcast.ipynb").exists():
         assert draws("04-broadcast.ipynb")
+
+
+def test_a_prediction_gets_one_stub():
+    """A region that only sets the name the line above leaves as ... adds no second ...."""
+    source = (
+        'bob_gets = ...  # your prediction: "a", "b" or "c"\n'
+        '# BEGIN SOLUTION: "a" all 100, "b" some, "c" none\n'
+        'bob_gets = "b"\n'
+        "# END SOLUTION\n"
+        "ex.predict_stall.check(bob_gets)"
+    )
+    assert strip_solutions(source) == (
+        'bob_gets = ...  # your prediction: "a", "b" or "c"\n'
+        '# "a" all 100, "b" some, "c" none\n'
+        "ex.predict_stall.check(bob_gets)"
+    )
+    plain = source.replace('"a" all 100, "b" some, "c" none', "your prediction")
+    assert strip_solutions(plain).count("...") == 1
+    assert "your prediction\n# your prediction" not in strip_solutions(plain)
+    other = source.replace('bob_gets = "b"', 'carol_gets = "b"')
+    assert strip_solutions(other).count("...") == 2, "another name: a stub of its own"
+
+
+def test_every_student_stub_has_one_ellipsis():
+    """No code cell of a student notebook holds a stub line and then a second ... for it."""
+    for path in sorted(STUDENTS.glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            lines = cell.source.splitlines() if cell.cell_type == "code" else []
+            for above, line, below in zip(lines, lines[1:], lines[2:], strict=False):
+                stub = above.rstrip().split("#")[0].rstrip().endswith("= ...")
+                assert not (
+                    stub
+                    and line.lstrip().startswith("# Your code here")
+                    and below.strip() == "..."
+                ), f"{path.name}: {above!r}"

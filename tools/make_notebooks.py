@@ -36,27 +36,44 @@ CELL_TIMEOUT = 60
 
 
 def strip_solutions(source: str) -> str:
-    """Replace each solution region of a code cell's source by a stub."""
+    """Replace each solution region of a code cell's source by a stub.
+
+    A region becomes ``# Your code here: <task>`` and ``...``. A region that
+    only gives a value to the name the line above it leaves as ``NAME = ...``
+    (a prediction: ``answer = ...  # your prediction``) adds no second
+    ``...``: its task, unless it is just "your prediction", stays as a comment.
+    """
     lines_out: list[str] = []
     inside = False
+    region: list[str] = []
     for number, line in enumerate(source.splitlines(), start=1):
         begin = BEGIN.match(line)
         if begin:
             if inside:
                 raise ValueError(f"line {number}: BEGIN SOLUTION inside a solution")
-            inside = True
+            inside, region = True, []
             indent = begin["indent"]
             task = begin["task"] or "write the solution"
-            lines_out += [f"{indent}# Your code here: {task}", f"{indent}..."]
         elif END.match(line):
             if not inside:
                 raise ValueError(f"line {number}: END SOLUTION without BEGIN SOLUTION")
             inside = False
-        elif not inside:
+            lines_out += _stub(region, lines_out[-1] if lines_out else "", indent, task)
+        elif inside:
+            region.append(line)
+        else:
             lines_out.append(line)
     if inside:
         raise ValueError("BEGIN SOLUTION without END SOLUTION")
     return "\n".join(lines_out)
+
+
+def _stub(region: list[str], above: str, indent: str, task: str) -> list[str]:
+    """The lines that stand for one solution region in the student's cell."""
+    value = re.fullmatch(r"\s*(\w+) = .+", region[0]) if len(region) == 1 else None
+    if value and re.match(rf"{re.escape(indent)}{value[1]} = \.\.\.(\s|$)", above):
+        return [] if task.lower() == "your prediction" else [f"{indent}# {task}"]
+    return [f"{indent}# Your code here: {task}", f"{indent}..."]
 
 
 def student_version(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
