@@ -15,10 +15,13 @@ servers on free ports and real clients; none of it is mocked:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ROOT
@@ -187,6 +190,29 @@ async def _open_server(connected: asyncio.Queue) -> tuple[object, int]:
     return server, server.sockets[0].getsockname()[1]
 
 
+@contextlib.asynccontextmanager
+async def _stalled_client() -> AsyncIterator[tuple[Any, Any, int, asyncio.Queue]]:
+    """A server and a websockets client that never reads, as sloth in notebook 05.
+
+    Yields the server's side of that client, the client, the port, and the queue
+    of connections (more clients may join). With ``max_queue=1`` it stops reading
+    from the network as soon as more than one message waits.
+    """
+    connected: asyncio.Queue = asyncio.Queue()
+    server, port = await _open_server(connected)
+    try:
+        sloth = await connect(
+            f"ws://127.0.0.1:{port}", max_queue=1, compression=None, ping_interval=None
+        )
+        try:
+            yield await connected.get(), sloth, port, connected
+        finally:
+            sloth.transport.abort()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 async def test_keepalive_closes_a_client_that_never_answers():
     """With nothing waiting to be sent, a client that answers no ping is closed in time."""
     connected: asyncio.Queue = asyncio.Queue()
@@ -204,15 +230,7 @@ async def test_keepalive_closes_a_client_that_never_answers():
 
 async def test_keepalive_never_closes_a_stalled_client_with_a_full_buffer():
     """A client that stopped reading stays open: the ping waits behind the full buffer."""
-    connected: asyncio.Queue = asyncio.Queue()
-    server, port = await _open_server(connected)
-    try:
-        # A websockets client that never reads, as in notebook 05: after one
-        # message in its queue it stops reading from the network.
-        sloth = await connect(
-            f"ws://127.0.0.1:{port}", max_queue=1, compression=None, ping_interval=None
-        )
-        websocket = await connected.get()
+    async with _stalled_client() as (websocket, _, _, _):
         for _ in range(100):
             broadcast([websocket], "x" * 100_000)  # 10 MB, no backpressure
         # Ten times what a silent client gets before keepalive closes it.
@@ -220,21 +238,11 @@ async def test_keepalive_never_closes_a_stalled_client_with_a_full_buffer():
         assert websocket.state is State.OPEN
         assert websocket.protocol.close_sent is None
         assert websocket.transport.get_write_buffer_size() > 1_000_000
-        sloth.transport.abort()
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 async def test_keepalive_closes_a_stalled_client_whose_backlog_fits_the_os_buffers():
     """Less waiting than the OS's socket buffers take: the ping gets out, keepalive closes."""
-    connected: asyncio.Queue = asyncio.Queue()
-    server, port = await _open_server(connected)
-    try:
-        sloth = await connect(
-            f"ws://127.0.0.1:{port}", max_queue=1, compression=None, ping_interval=None
-        )
-        websocket = await connected.get()
+    async with _stalled_client() as (websocket, sloth, _, _):
         # A quarter of the buffers as they start out (the OS grows them later).
         sent = websocket.transport.get_extra_info("socket")
         received = sloth.transport.get_extra_info("socket")
@@ -249,21 +257,11 @@ async def test_keepalive_closes_a_stalled_client_whose_backlog_fits_the_os_buffe
         assert websocket.protocol.close_sent.code == 1011
         assert websocket.protocol.close_sent.reason == "keepalive ping timeout"
         assert sloth.protocol.close_rcvd is None, "sloth reads nothing: it never knows"
-        sloth.transport.abort()
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 async def test_broadcast_writes_to_a_full_buffer_and_skips_a_closing_client():
     """broadcast writes past a full buffer (no backpressure) and skips one that isn't open."""
-    connected: asyncio.Queue = asyncio.Queue()
-    server, port = await _open_server(connected)
-    try:
-        sloth = await connect(
-            f"ws://127.0.0.1:{port}", max_queue=1, compression=None, ping_interval=None
-        )
-        full = await connected.get()
+    async with _stalled_client() as (full, _, port, connected):
         gone = await connect(f"ws://127.0.0.1:{port}", ping_interval=None)
         closing = await connected.get()
         for _ in range(100):
@@ -277,10 +275,6 @@ async def test_broadcast_writes_to_a_full_buffer_and_skips_a_closing_client():
         await gone.close()
         await closing.wait_closed()
         broadcast([closing], "nobody hears this")  # Skipped, no error.
-        sloth.transport.abort()
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 def test_the_glossary_says_broadcast_writes_to_full_buffers():

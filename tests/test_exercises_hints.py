@@ -23,7 +23,8 @@ from wsteach.exercises._core import Checked, Question
 LONGEST_SHARED = 20
 
 
-def _checked() -> list[tuple[str, Checked]]:
+def _instances(kind: type) -> list[tuple[str, Any]]:
+    """Every ``kind`` defined at the top of an exercise module, with its name."""
     found = []
     for info in pkgutil.iter_modules(wsteach.exercises.__path__):
         if info.name.startswith("_"):
@@ -32,9 +33,13 @@ def _checked() -> list[tuple[str, Checked]]:
         found += [
             (f"{info.name}.{attr}", value)
             for attr, value in vars(module).items()
-            if isinstance(value, Checked)
+            if isinstance(value, kind)
         ]
     return found
+
+
+def _checked() -> list[tuple[str, Checked]]:
+    return _instances(Checked)
 
 
 CHECKED = _checked()
@@ -60,17 +65,7 @@ def test_every_exercise_and_step_is_found():
 
 
 def _questions() -> list[tuple[str, Question]]:
-    found = []
-    for info in pkgutil.iter_modules(wsteach.exercises.__path__):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"wsteach.exercises.{info.name}")
-        found += [
-            (f"{info.name}.{attr}", value)
-            for attr, value in vars(module).items()
-            if isinstance(value, Question)
-        ]
-    return found
+    return _instances(Question)
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import socket
@@ -75,6 +76,18 @@ async def until(condition: Callable[[], bool], what: str, timeout: float = 10) -
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting until {what}")
         await asyncio.sleep(0.01)
+
+
+@contextlib.asynccontextmanager
+async def two_clients(
+    room: RedisRoom, other: str
+) -> AsyncIterator[tuple[wsteach.Client, wsteach.Client]]:
+    """Serve ``room`` on a free port; yield alice and ``other``, both in the room."""
+    server = await wsteach.start(room.handler, port=0)
+    async with wsteach.crowd(server.url, "alice", other) as (alice, them):
+        await until(lambda: len(room.connected) == 2, "both joined")
+        yield alice, them
+    await server.stop()
 
 
 def texts(client: wsteach.Client) -> list[str]:
@@ -535,23 +548,20 @@ async def test_subscription_lost_splits_then_heals(redis: RedisServer) -> None:
     room = RedisRoom(
         redis.url, say=said.append, backoff=(0.5, 0.5), limits=Limits(rate=None)
     )
-    async with room:
-        server = await wsteach.start(room.handler, port=0)
-        async with wsteach.crowd(server.url, "alice", "ann") as (alice, ann):
-            await until(lambda: len(room.connected) == 2, "both joined")
-            admin = aioredis.Redis.from_url(redis.url)
-            try:
-                assert await admin.client_kill_filter(_type="pubsub")
-            finally:
-                await admin.aclose()
-            await room.wait_until(whole=False)
-            await alice.send("split")  # Relayed here, never published.
-            assert await ann.recv() == PREFIX + "split"
-            await room.wait_until(whole=True)
-            await alice.send("whole")
-            assert await ann.recv() == PREFIX + "whole"
-            await asyncio.sleep(0.1)
-            assert texts(ann) == ["split", "whole"]
+    async with room, two_clients(room, "ann") as (alice, ann):
+        admin = aioredis.Redis.from_url(redis.url)
+        try:
+            assert await admin.client_kill_filter(_type="pubsub")
+        finally:
+            await admin.aclose()
+        await room.wait_until(whole=False)
+        await alice.send("split")  # Relayed here, never published.
+        assert await ann.recv() == PREFIX + "split"
+        await room.wait_until(whole=True)
+        await alice.send("whole")
+        assert await ann.recv() == PREFIX + "whole"
+        await asyncio.sleep(0.1)
+        assert texts(ann) == ["split", "whole"]
     assert len(said) == 3, said
     assert said[1].startswith(f"redis at {redis.url} went away: "), said
     assert said[2].startswith(f"redis at {redis.url} is back: "), said
@@ -599,30 +609,27 @@ async def test_relayed_here_then_published_is_not_delivered_again(
     """A message relayed locally during an outage that reaches Redis later: not twice."""
     said: list[str] = []
     room = RedisRoom(redis.url, say=said.append, backoff=(0.05, 0.1))
-    async with room:
-        server = await wsteach.start(room.handler, port=0)
-        async with wsteach.crowd(server.url, "alice", "ann") as (alice, ann):
-            await until(lambda: len(room.connected) == 2, "both joined")
-            redis.kill()
-            await room.wait_until(whole=False)
-            await alice.send("during")  # Message 1 of this process: relayed here.
-            assert await ann.recv() == PREFIX + "during"
-            redis.start()
-            await room.wait_until(whole=True)
-            late = {
-                "process": room.origin,
-                "number": 1,
-                "client": "x",
-                "text": PREFIX + "during",
-            }
-            admin = aioredis.Redis.from_url(redis.url)
-            try:
-                await admin.publish(room.channel, json.dumps(late))
-            finally:
-                await admin.aclose()
-            await alice.send("after")
-            assert await ann.recv() == PREFIX + "after"
-            assert texts(ann) == ["during", "after"]
+    async with room, two_clients(room, "ann") as (alice, ann):
+        redis.kill()
+        await room.wait_until(whole=False)
+        await alice.send("during")  # Message 1 of this process: relayed here.
+        assert await ann.recv() == PREFIX + "during"
+        redis.start()
+        await room.wait_until(whole=True)
+        late = {
+            "process": room.origin,
+            "number": 1,
+            "client": "x",
+            "text": PREFIX + "during",
+        }
+        admin = aioredis.Redis.from_url(redis.url)
+        try:
+            await admin.publish(room.channel, json.dumps(late))
+        finally:
+            await admin.aclose()
+        await alice.send("after")
+        assert await ann.recv() == PREFIX + "after"
+        assert texts(ann) == ["during", "after"]
 
 
 async def test_a_full_outbox_relays_here_in_order(redis: RedisServer) -> None:
@@ -635,26 +642,23 @@ async def test_a_full_outbox_relays_here_in_order(redis: RedisServer) -> None:
         limits=Limits(rate=None),
         outbox=3,
     )
-    async with room:
-        server = await wsteach.start(room.handler, port=0)
-        async with wsteach.crowd(server.url, "alice", "ann") as (alice, ann):
-            await until(lambda: len(room.connected) == 2, "both joined")
-            assert redis.process is not None
-            redis.process.send_signal(signal.SIGSTOP)
-            await alice.send("m0")
-            await until(lambda: bool(room._in_flight), "m0 being published")
-            for k in range(1, 6):  # m4 finds the outbox full.
-                await alice.send(f"m{k}")
-            await until(lambda: len(ann.received) >= 6, "all relayed here")
-            # The publish that was under way fails now: relayed already.
-            redis.kill()
-            await until(lambda: not room._in_flight, "the publish failed")
-            redis.start()
-            await room.wait_until(whole=True, timeout=20 * FACTOR)
-            await alice.send("after")
-            await until(lambda: len(ann.received) >= 7, "after")
-            await asyncio.sleep(0.2)  # Time for a message delivered twice to show.
-            assert texts(ann) == [*(f"m{k}" for k in range(6)), "after"]
+    async with room, two_clients(room, "ann") as (alice, ann):
+        assert redis.process is not None
+        redis.process.send_signal(signal.SIGSTOP)
+        await alice.send("m0")
+        await until(lambda: bool(room._in_flight), "m0 being published")
+        for k in range(1, 6):  # m4 finds the outbox full.
+            await alice.send(f"m{k}")
+        await until(lambda: len(ann.received) >= 6, "all relayed here")
+        # The publish that was under way fails now: relayed already.
+        redis.kill()
+        await until(lambda: not room._in_flight, "the publish failed")
+        redis.start()
+        await room.wait_until(whole=True, timeout=20 * FACTOR)
+        await alice.send("after")
+        await until(lambda: len(ann.received) >= 7, "after")
+        await asyncio.sleep(0.2)  # Time for a message delivered twice to show.
+        assert texts(ann) == [*(f"m{k}" for k in range(6)), "after"]
     assert "went away (too slow: 3 messages waited to be published)" in said[1]
 
 
@@ -665,27 +669,24 @@ async def test_what_a_room_remembers_is_bounded(
     monkeypatch.setattr(pubsub, "ORIGINS", 2)
     monkeypatch.setattr(pubsub, "RELAYED_HERE", 2)
     room = RedisRoom(redis.url, say=lambda line: None, limits=Limits(rate=None))
-    async with room:
-        server = await wsteach.start(room.handler, port=0)
-        async with wsteach.crowd(server.url, "alice", "ann") as (alice, ann):
-            await until(lambda: len(room.connected) == 2, "both joined")
-            admin = aioredis.Redis.from_url(redis.url)
-            try:
-                for origin in ("p1", "p2", "p3", "p1"):
-                    message = {"process": origin, "number": 1, "client": "c"}
-                    message["text"] = origin
-                    await admin.publish(room.channel, json.dumps(message))
-            finally:
-                await admin.aclose()
-            # p1 was forgotten (two processes at most), so its 1 is new again.
-            await until(lambda: len(ann.received) >= 4, "four")
-            assert texts(ann) == ["p1", "p2", "p3", "p1"]
-            redis.kill()
-            await room.wait_until(whole=False)
-            for k in range(3):
-                await alice.send(f"here {k}")
-            await until(lambda: len(ann.received) >= 7, "relayed here")
-            assert len(room._relayed_here) == 2
+    async with room, two_clients(room, "ann") as (alice, ann):
+        admin = aioredis.Redis.from_url(redis.url)
+        try:
+            for origin in ("p1", "p2", "p3", "p1"):
+                message = {"process": origin, "number": 1, "client": "c"}
+                message["text"] = origin
+                await admin.publish(room.channel, json.dumps(message))
+        finally:
+            await admin.aclose()
+        # p1 was forgotten (two processes at most), so its 1 is new again.
+        await until(lambda: len(ann.received) >= 4, "four")
+        assert texts(ann) == ["p1", "p2", "p3", "p1"]
+        redis.kill()
+        await room.wait_until(whole=False)
+        for k in range(3):
+            await alice.send(f"here {k}")
+        await until(lambda: len(ann.received) >= 7, "relayed here")
+        assert len(room._relayed_here) == 2
 
 
 async def test_a_frozen_redis_is_noticed(redis: RedisServer) -> None:
@@ -712,27 +713,27 @@ async def test_malformed_room_messages_are_dropped_and_counted(
     """A malformed room message or an over-long foreign one: dropped, counted, no outage."""
     said: list[str] = []
     limits = Limits(rate=None, max_message=100)
-    async with RedisRoom(redis.url, say=said.append, limits=limits) as room:
-        server = await wsteach.start(room.handler, port=0)
-        async with wsteach.crowd(server.url, "alice", "bob") as (alice, bob):
-            await until(lambda: len(room.connected) == 2, "both joined")
-            client = aioredis.Redis.from_url(redis.url)
-            try:
-                for bad in (
-                    '{"process": "x", "client": "y", "text": 5}',
-                    '{"process": "x", "number": "1", "client": "y", "text": "t"}',
-                    '{"process": 7}',
-                    "x" * 101,
-                ):
-                    await client.publish(room.channel, bad)
-                await client.publish(room.channel, "[1, 2]")  # Foreign: as it is.
-            finally:
-                await client.aclose()
-            assert await bob.recv() == "[1, 2]"
-            await alice.send("still here")
-            assert await bob.recv() == PREFIX + "still here"
-            assert room.malformed == 4
-            assert room.whole
+    async with (
+        RedisRoom(redis.url, say=said.append, limits=limits) as room,
+        two_clients(room, "bob") as (alice, bob),
+    ):
+        client = aioredis.Redis.from_url(redis.url)
+        try:
+            for bad in (
+                '{"process": "x", "client": "y", "text": 5}',
+                '{"process": "x", "number": "1", "client": "y", "text": "t"}',
+                '{"process": 7}',
+                "x" * 101,
+            ):
+                await client.publish(room.channel, bad)
+            await client.publish(room.channel, "[1, 2]")  # Foreign: as it is.
+        finally:
+            await client.aclose()
+        assert await bob.recv() == "[1, 2]"
+        await alice.send("still here")
+        assert await bob.recv() == PREFIX + "still here"
+        assert room.malformed == 4
+        assert room.whole
     assert len(said) == 1, said
 
 
@@ -755,15 +756,15 @@ async def test_a_bug_while_relaying_is_logged_and_the_room_recovers(
 ) -> None:
     """A bug in one of the room's loops is logged; the room resubscribes, never mute."""
     said: list[str] = []
-    async with _Buggy(redis.url, say=said.append, backoff=(0.01, 0.05)) as room:
-        server = await wsteach.start(room.handler, port=0)
-        async with wsteach.crowd(server.url, "alice", "bob") as (alice, bob):
-            await until(lambda: len(room.connected) == 2, "both joined")
-            with caplog.at_level("ERROR", logger="wsteach.pubsub"):
-                await alice.send("boom")
-                await until(lambda: any("is back" in s for s in said), "back")
-            await alice.send("still here")
-            assert await bob.recv() == PREFIX + "still here"
+    async with (
+        _Buggy(redis.url, say=said.append, backoff=(0.01, 0.05)) as room,
+        two_clients(room, "bob") as (alice, bob),
+    ):
+        with caplog.at_level("ERROR", logger="wsteach.pubsub"):
+            await alice.send("boom")
+            await until(lambda: any("is back" in s for s in said), "back")
+        await alice.send("still here")
+        assert await bob.recv() == PREFIX + "still here"
     assert "the redis room's subscriber failed; restarting it" in caplog.text
     assert "RuntimeError: a bug" in caplog.text
     assert "went away (an internal error; see the log)" in said[1], said
@@ -774,16 +775,16 @@ async def test_a_bug_while_publishing_loses_nothing_here(
 ) -> None:
     """A bug in publishing: the message is relayed here, the error logged, the room goes on."""
     said: list[str] = []
-    async with _Buggy(redis.url, say=said.append, backoff=(0.01, 0.05)) as room:
-        server = await wsteach.start(room.handler, port=0)
-        async with wsteach.crowd(server.url, "alice", "bob") as (alice, bob):
-            await until(lambda: len(room.connected) == 2, "both joined")
-            with caplog.at_level("ERROR", logger="wsteach.pubsub"):
-                await alice.send("crash")
-                assert await bob.recv() == PREFIX + "crash"
-                await until(lambda: any("is back" in s for s in said), "back")
-            await alice.send("still here")
-            assert await bob.recv() == PREFIX + "still here"
+    async with (
+        _Buggy(redis.url, say=said.append, backoff=(0.01, 0.05)) as room,
+        two_clients(room, "bob") as (alice, bob),
+    ):
+        with caplog.at_level("ERROR", logger="wsteach.pubsub"):
+            await alice.send("crash")
+            assert await bob.recv() == PREFIX + "crash"
+            await until(lambda: any("is back" in s for s in said), "back")
+        await alice.send("still here")
+        assert await bob.recv() == PREFIX + "still here"
     assert "the redis room's publisher failed; restarting it" in caplog.text
     assert "RuntimeError: another bug" in caplog.text
 
@@ -853,23 +854,20 @@ async def test_publishing_that_keeps_failing_splits_the_room_in_time(
     room = RedisRoom(
         redis.url, say=said.append, backoff=(0.05, 0.1), limits=Limits(rate=None)
     )
-    async with room:
-        server = await wsteach.start(room.handler, port=0)
-        async with wsteach.crowd(server.url, "alice", "ann") as (alice, ann):
-            await until(lambda: len(room.connected) == 2, "both joined")
-            admin = aioredis.Redis.from_url(redis.url)
-            try:
-                await admin.execute_command("CLIENT", "PAUSE", "1500", "WRITE")
-                await alice.send("paused")
-                # Relayed here once the room gave up on publishing it.
-                assert await ann.recv(timeout=5 * FACTOR) == PREFIX + "paused"
-                await admin.execute_command("CLIENT", "UNPAUSE")
-            finally:
-                await admin.aclose()
-            await room.wait_until(whole=True)
-            await alice.send("after")
-            await until(lambda: "after" in texts(ann), "after")
-            assert texts(ann) == ["paused", "after"]
+    async with room, two_clients(room, "ann") as (alice, ann):
+        admin = aioredis.Redis.from_url(redis.url)
+        try:
+            await admin.execute_command("CLIENT", "PAUSE", "1500", "WRITE")
+            await alice.send("paused")
+            # Relayed here once the room gave up on publishing it.
+            assert await ann.recv(timeout=5 * FACTOR) == PREFIX + "paused"
+            await admin.execute_command("CLIENT", "UNPAUSE")
+        finally:
+            await admin.aclose()
+        await room.wait_until(whole=True)
+        await alice.send("after")
+        await until(lambda: "after" in texts(ann), "after")
+        assert texts(ann) == ["paused", "after"]
     assert "went away: this process relays" in said[1], said
 
 
@@ -894,10 +892,7 @@ async def test_redis_refusing_publish_is_said_with_its_reason(
     room = RedisRoom(
         url, say=said.append, backoff=(0.05, 0.1), limits=Limits(rate=None)
     )
-    async with room:
-        server = await wsteach.start(room.handler, port=0)
-        async with wsteach.crowd(server.url, "alice", "ann") as (alice, ann):
-            await until(lambda: len(room.connected) == 2, "both joined")
-            await alice.send("refused")
-            assert await ann.recv() == PREFIX + "refused"
+    async with room, two_clients(room, "ann") as (alice, ann):
+        await alice.send("refused")
+        assert await ann.recv() == PREFIX + "refused"
     assert "went away (" in said[1] and "permission" in said[1], said
